@@ -1,0 +1,170 @@
+"""The `neurotrans` command: a thin argparse front that delegates to library functions.
+
+Heavy modules (torch, nilearn, matplotlib) are imported inside each command so that
+`neurotrans --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from neurotrans import __version__
+from neurotrans.errors import InputError
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from neurotrans.phantom import format_summary, simulate_cohort
+
+    result = simulate_cohort(args.cohort, args.out, n_subjects=args.subjects, voxel_size=args.voxel_size,
+                             seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)
+    print(format_summary(result))
+    return 0
+
+
+def _data_check(args: argparse.Namespace) -> int:
+    from neurotrans.data.check import check_manifest
+
+    report = check_manifest(args.manifest, progress=not args.quiet)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def _data_manifest(args: argparse.Namespace) -> int:
+    from neurotrans.io.builders import build_manifest
+
+    manifest = build_manifest(args.kind, args.root, args.out, pattern=args.pattern, overwrite=args.overwrite)
+    print(f"wrote {args.out} ({len(manifest)} rows, images: {', '.join(manifest.image_columns)})")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from neurotrans.training.run import train_from_config
+
+    train_from_config(args.config, overrides=args.set, out=args.out, resume=args.resume,
+                      max_minutes=args.max_minutes, device=args.device, overwrite=args.overwrite)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from neurotrans.inference.predict import predict_command
+
+    predict_command(checkpoint=args.checkpoint, inputs=args.input, manifest=args.manifest, out=args.out,
+                    device=args.device, overwrite=args.overwrite)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from neurotrans.metrics.evaluate import evaluate_command
+
+    evaluate_command(pred_dir=args.pred, manifest=args.manifest, target=args.target, mask=args.mask,
+                     out=args.out, train_subjects=args.train_subjects, overwrite=args.overwrite)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from neurotrans.report import build_report
+
+    path = build_report(args.run_dir, subjects=args.subjects)
+    print(f"report: {path}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from neurotrans.experiments.demo import run_demo
+
+    run_demo(args.out, minutes=args.minutes, subjects=args.subjects, seed=args.seed, overwrite=args.overwrite)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `neurotrans` and its sub-commands."""
+    parser = argparse.ArgumentParser(prog="neurotrans", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"neurotrans {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="write a simulated cohort (fdg or ms) built on real anatomy")
+    p.add_argument("cohort", choices=["fdg", "ms"])
+    p.add_argument("--subjects", type=int, default=40, help="number of subjects (default 40)")
+    p.add_argument("--voxel-size", type=float, default=1.5, help="1.5 (121x145x121) or 3 mm (61x73x61)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing cohort in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_simulate)
+
+    p = sub.add_parser("data", help="build and check cohort manifests")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    q = dsub.add_parser("check", help="check that every file of a manifest loads, grids agree, masks are non-empty")
+    q.add_argument("manifest", type=Path)
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=_data_check)
+    q = dsub.add_parser("manifest", help="build manifest.tsv from a folder, a BIDS dataset or a Clinica CAPS folder")
+    q.add_argument("kind", choices=["folder", "bids", "caps"])
+    q.add_argument("root", type=Path)
+    q.add_argument("--out", type=Path, required=True, help="manifest.tsv to write")
+    q.add_argument("--pattern", default=None,
+                   help="folder kind: pattern such as '{subject}/{modality}.nii.gz' (the default)")
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(func=_data_manifest)
+
+    p = sub.add_parser("train", help="train a model from a YAML config")
+    p.add_argument("config", type=Path, help="YAML file, or the name of a packaged example config")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: the config's)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--max-minutes", type=float, default=None, help="time budget for training")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("predict", help="synthesise the target modality with a trained checkpoint")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--input", type=Path, nargs="+", default=None,
+                   help="input volume(s), one per input sequence in the checkpoint's order")
+    p.add_argument("--manifest", type=Path, default=None)
+    p.add_argument("--out", type=Path, required=True, help="output .nii.gz (with --input) or folder (with --manifest)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("evaluate", help="compare predictions with the real target images")
+    p.add_argument("--pred", type=Path, required=True, help="folder of predicted volumes")
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--target", required=True, help="modality predicted, e.g. FDG")
+    p.add_argument("--mask", default=None, help="mask column to evaluate inside, e.g. brainmask")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: PRED/../evaluation)")
+    p.add_argument("--train-subjects", type=Path, default=None,
+                   help="text file of training subject ids, for the 'other subjects' reference")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("report", help="write the HTML report of a run folder")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--subjects", nargs="*", default=None, help="subjects shown in the montages")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("demo", help="simulate, train pix2pix, predict, evaluate and report, on CPU")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--minutes", type=float, default=3.0, help="training time budget")
+    p.add_argument("--subjects", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `neurotrans` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as err:
+        print(f"neurotrans: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

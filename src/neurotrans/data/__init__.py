@@ -1,0 +1,1 @@
+"""Grids, resampling, normalisation, slicing, patches, splits and torch Datasets."""

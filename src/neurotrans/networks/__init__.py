@@ -1,0 +1,1 @@
+"""neurotrans.networks."""
