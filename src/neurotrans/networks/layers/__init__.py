@@ -1,1 +1,24 @@
-"""neurotrans.networks.layers."""
+"""Dimension-generic layer factories and weight initialisation."""
+
+from __future__ import annotations
+
+from neurotrans.networks.layers.factories import (
+    ACTIVATIONS,
+    FINAL_ACTIVATIONS,
+    NORMS,
+    POOLS,
+    activation,
+    check_spatial_dims,
+    conv,
+    down_conv,
+    dropout,
+    norm,
+    pool,
+    up_conv,
+)
+from neurotrans.networks.layers.init import INIT_SCHEMES, init_weights
+
+__all__ = [
+    "ACTIVATIONS", "FINAL_ACTIVATIONS", "INIT_SCHEMES", "NORMS", "POOLS", "activation",
+    "check_spatial_dims", "conv", "down_conv", "dropout", "init_weights", "norm", "pool", "up_conv",
+]  # fmt: skip
