@@ -1,1 +1,213 @@
-"""neurotrans.report."""
+"""neurotrans.report: figures (PNG) and one self-contained HTML page for a run folder.
+
+``build_report(run_dir)`` reads ``RUN/evaluation`` (required), ``RUN/run.json``,
+``RUN/predictions``, ``RUN/log.jsonl`` and ``RUN/summary.json`` (optional) and writes
+``RUN/report/report.html`` and ``RUN/report/figures/*.png``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from neurotrans.errors import InputError
+from neurotrans.io.atomic import write_atomic, write_text_atomic
+from neurotrans.io.nifti import load_volume
+from neurotrans.report.figures import bland_altman, metric_boxplots, regional_bars, training_curves
+from neurotrans.report.html import FigureItem, render_page
+from neurotrans.report.montage import montage
+from neurotrans.report.rundata import REFERENCE_METHOD, RunData, load_run
+
+__all__ = ["build_report", "choose_subjects", "load_run", "render_figures"]
+
+MAX_INPUTS_SHOWN = 3  # a 10-sequence MS input would make montages unreadable
+SCOPE_ORDER = {"volume": 0, "mid_axial": 1}
+UNITS_ORDER = {"normalised": 0, "original": 1}
+
+
+def _png(fig: Figure, dpi: int = 100) -> bytes:
+    buf = io.BytesIO()
+    # no timestamp in the metadata: the same run gives the same bytes
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def _model_rows(run: RunData):
+    """The model's rows used to rank subjects: test subjects, volume scope, normalised units if present."""
+    rows = run.per_subject[run.per_subject["method"].astype(str) == run.model_method]
+    for col, preferred in (("scope", "volume"), ("units", "normalised")):
+        if (rows[col] == preferred).any():
+            rows = rows[rows[col] == preferred]
+    test = (run.info or {}).get("test_subjects")
+    if test and rows["subject"].astype(str).isin([str(s) for s in test]).any():
+        rows = rows[rows["subject"].astype(str).isin([str(s) for s in test])]
+    return rows.dropna(subset=["mae"])
+
+
+def choose_subjects(run: RunData, subjects: list[str] | None = None) -> list[tuple[str, int, float | None]]:
+    """Manifest rows shown in montages: ``(label, row index, MAE)``.
+
+    Args:
+        run: the run folder's contents (needs its manifest).
+        subjects: subject ids or ``subject_session`` keys; default the best, median and
+            worst test subject by MAE (volume, normalised units).
+    """
+    manifest = run.manifest
+    if manifest is None:
+        return []
+    table = manifest.table
+    keys = [manifest.key(i) for i in range(len(manifest))]
+    ranked = _model_rows(run)
+    mae = {f"{r.subject}_{r.session}": float(r.mae) for r in ranked.itertuples(index=False)}
+    if subjects:
+        chosen = []
+        for s in subjects:
+            idx = [i for i in range(len(manifest)) if str(table.iloc[i]["subject"]) == s or keys[i] == s]
+            if not idx:
+                raise InputError(manifest.source or manifest.root, f"subject {s!r} is not in the manifest",
+                                 f"choose from: {', '.join(manifest.subjects[:20])}")
+            chosen += [(f"subject {keys[i]}", i, mae.get(keys[i])) for i in idx]
+        return chosen
+    ranked = ranked.assign(_key=ranked["subject"].astype(str) + "_" + ranked["session"].astype(str))
+    ranked = ranked[ranked["_key"].isin(keys)].sort_values("mae", kind="stable")
+    if ranked.empty:
+        return []
+    picks = {"best": 0, "median": (len(ranked) - 1) // 2, "worst": len(ranked) - 1}
+    out, seen = [], set()
+    for label, pos in picks.items():
+        key = ranked["_key"].iloc[pos]
+        if key not in seen:
+            seen.add(key)
+            out.append((f"{label} (test MAE)", keys.index(key), float(ranked["mae"].iloc[pos])))
+    return out
+
+
+def _montage_figures(run: RunData, subjects: list[str] | None, notes: list[str]) -> list[tuple[str, Figure, str]]:
+    chosen = choose_subjects(run, subjects)
+    target = run.target
+    if run.manifest is None or target is None:
+        return []
+    if not chosen:
+        notes.append("Montages left out: no evaluated subject matches a manifest row.")
+        return []
+    if target not in run.manifest.table.columns:
+        notes.append(f"Montages left out: the manifest has no {target} column.")
+        return []
+    inputs = [str(m) for m in (run.info or {}).get("inputs", []) if m in run.manifest.table.columns]
+    out = []
+    for n, (label, i, mae) in enumerate(chosen):
+        key = run.manifest.key(i)
+        pred_path = run.run_dir / "predictions" / f"{key}_{target}.nii.gz"
+        real_path = run.manifest.path(i, target)
+        if not pred_path.is_file() or real_path is None or not real_path.is_file():
+            missing = pred_path if not pred_path.is_file() else real_path or f"{target} of {key}"
+            notes.append(f"Montage of {key} left out: {missing} is missing.")
+            continue
+        real = load_volume(real_path)
+        synthetic = load_volume(pred_path, allow_nonfinite=True)
+        vols = {}
+        for m in inputs[:MAX_INPUTS_SHOWN]:
+            p = run.manifest.path(i, m)
+            if p is not None and p.is_file():
+                vols[m] = load_volume(p).data
+        mask = None
+        if "brainmask" in run.manifest.table.columns and run.manifest.path(i, "brainmask") is not None:
+            mpath = run.manifest.path(i, "brainmask")
+            mask = load_volume(mpath).data if mpath.is_file() else None
+        shapes = {v.shape for v in [*vols.values(), synthetic.data]} | {real.shape}
+        if mask is not None and mask.shape != real.shape:
+            mask = None
+        if len(shapes) > 1:
+            notes.append(f"Montage of {key} left out: its images are on different grids ({sorted(shapes)}).")
+            continue
+        title = f"{label}: {key}" + (f", MAE {mae:.3g}" if mae is not None else "")
+        fig = montage(vols, real.data, np.nan_to_num(synthetic.data), real.affine, target=target, mask=mask,
+                      title=title)
+        caption = (f"{label}: subject {key}. Columns: inputs, real and synthetic {target} (one grey scale, "
+                   "0.5-99.5th percentile of the real image) and |synthetic - real| (own colour scale"
+                   f"{', inside the brain mask' if mask is not None else ''}); rows: axial (anterior up), coronal and "
+                   "sagittal (superior up) slices through the centre of mass, subject's right on the right.")
+        out.append((f"montage_{n + 1}_{_safe(key)}.png", fig, caption))
+    return out
+
+
+def render_figures(run: RunData, subjects: list[str] | None = None,
+                   notes: list[str] | None = None) -> list[FigureItem]:
+    """Every figure of the report, rendered to PNG bytes.
+
+    Args:
+        run: the run folder's contents.
+        subjects: subjects for the montages (default best, median, worst by test MAE).
+        notes: list that receives one line per figure left out.
+    """
+    notes = notes if notes is not None else []
+    items: list[FigureItem] = []
+
+    def add(section: str, name: str, fig: Figure, caption: str) -> None:
+        items.append(FigureItem(section, name, _png(fig), caption))
+
+    combos = run.per_subject[["scope", "units"]].drop_duplicates()
+    combos = sorted(map(tuple, combos.to_numpy()), key=lambda c: (SCOPE_ORDER.get(c[0], 9), UNITS_ORDER.get(c[1], 9)))
+    has_ref = (run.per_subject["method"] == REFERENCE_METHOD).any()
+    for scope, units in combos:
+        add("metrics", f"boxplot_{_safe(str(scope))}_{_safe(str(units))}.png",
+            metric_boxplots(run.per_subject, str(scope), str(units)),
+            f"Metrics per subject, {str(scope).replace('_', ' ')}, {units} units: box = quartiles, line = median, "
+            "whiskers = 1.5 IQR" + ("; grey = each test image against the training subjects' images." if has_ref
+                                    else "."))
+    for name, fig, caption in _montage_figures(run, subjects, notes):
+        add("montages", name, fig, caption)
+    regional = run.tables.get("regional")
+    if regional is not None and len(regional):
+        add("regional", "regional_bars.png", regional_bars(regional),
+            "Mean over subjects of the real and synthetic regional means, for the 20 regions with the largest "
+            "mean absolute error (evaluation/regional.tsv).")
+        add("regional", "bland_altman.png", bland_altman(regional),
+            "Bland-Altman plot of regional means (one point per subject and region): bias and 95 % limits of "
+            "agreement (bias +- 1.96 SD).")
+    else:
+        notes.append("Regional bar chart and Bland-Altman plot left out: evaluation/regional.tsv is absent.")
+    if run.log is not None and len(run.log) and any("loss" in str(c).lower() for c in run.log.columns):
+        add("training", "training_curves.png", training_curves(run.log),
+            "Training losses and validation metrics against the step (log.jsonl).")
+    elif run.log is not None:
+        notes.append("Training curves left out: log.jsonl holds no loss values.")
+    return items
+
+
+def build_report(run_dir: str | Path, subjects: list[str] | None = None) -> Path:
+    """Write ``RUN/report/report.html`` and ``RUN/report/figures/*.png`` for a run folder.
+
+    Args:
+        run_dir: run folder with ``evaluation/`` (from `neurotrans evaluate`).
+        subjects: subjects (ids or ``subject_session``) shown in the montages; default the
+            best, median and worst test subject by MAE.
+
+    Returns:
+        Path of the HTML page.
+
+    Raises:
+        InputError: the run folder or its evaluation is missing or malformed.
+    """
+    run = load_run(run_dir)
+    notes = list(run.notes)
+    figures = render_figures(run, subjects, notes)
+    out = Path(run_dir) / "report"
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for item in figures:
+        write_atomic(fig_dir / item.name, lambda p, b=item.png: p.write_bytes(b))
+    # the folder belongs to the report: PNGs of an earlier build (other subjects) would mislead
+    written = {f.name for f in figures}
+    for old in fig_dir.glob("*.png"):
+        if old.name not in written:
+            old.unlink()
+    return write_text_atomic(out / "report.html", render_page(run, figures, notes))
