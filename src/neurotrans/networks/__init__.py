@@ -13,8 +13,12 @@ from torch import nn
 
 from neurotrans.names import check_name
 from neurotrans.networks.nets import (
+    ESIT,
+    FCN,
+    CNN2Layer,
     PatchDiscriminator,
     UNet,
+    VoxelMLP,
     unet_esit,
     unet_pix2pix,
     unet_sketcher,
@@ -26,6 +30,10 @@ NETWORKS: dict[str, Callable[..., nn.Module]] = {
     "unet_esit": unet_esit,
     "unet_sketcher": unet_sketcher,
     "patchgan": PatchDiscriminator,
+    "esit": ESIT,
+    "fcn3d": FCN,
+    "cnn2layer": CNN2Layer,
+    "voxel_mlp": VoxelMLP,
 }
 
 
@@ -40,6 +48,10 @@ def build_network(name: str, **kwargs) -> nn.Module:
 
 
 __all__ = [
+    "ESIT",
+    "FCN",
+    "CNN2Layer",
+    "VoxelMLP",
     "NETWORKS",
     "PatchDiscriminator",
     "UNet",

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+from neurotrans.networks.nets.esit import ESIT
 from neurotrans.networks.nets.patchgan import PatchDiscriminator, patchgan_receptive_field
+from neurotrans.networks.nets.simple import FCN, CNN2Layer, VoxelMLP
 from neurotrans.networks.nets.unet import UNet, unet_esit, unet_pix2pix, unet_sketcher
 
 __all__ = [
-    "PatchDiscriminator",
-    "UNet",
-    "patchgan_receptive_field",
-    "unet_esit",
-    "unet_pix2pix",
-    "unet_sketcher",
-]
+    "ESIT", "FCN", "CNN2Layer", "PatchDiscriminator", "UNet", "VoxelMLP",
+    "patchgan_receptive_field", "unet_esit", "unet_pix2pix", "unet_sketcher",
+]  # fmt: skip
