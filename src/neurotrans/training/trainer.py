@@ -1,0 +1,333 @@
+"""The one trainer: loop, optimisers, mixed precision, checkpoints, resume, logging.
+
+It knows nothing about images: a :class:`neurotrans.methods.Method` turns batches into
+losses for named optimiser groups, and the trainer steps those groups in the method's
+schedule. Data order is a pure function of (seed, epoch), so a run resumed from a
+checkpoint (weights, optimiser and scaler states, RNG states, epoch and batch
+position) continues exactly where the killed run was, and ends with the same weights.
+The one exception is a time budget (``max_minutes``): where a run stops then depends
+on the clock, not on the data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, Dataset, default_collate
+
+from neurotrans.config import OptimConfig, TrainerConfig
+from neurotrans.methods.base import Method
+from neurotrans.training.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from neurotrans.training.early_stopping import should_stop
+
+OPTIMISERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA device; use --device cpu")
+    return dev
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed python, numpy and torch; ask torch for deterministic kernels where it has them."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        # cuBLAS needs this before its first use to be deterministic
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def epoch_batches(sizes: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Batches of one epoch over concatenated datasets, never mixing two datasets.
+
+    Datasets of different slice shapes (the three planes) thus never share a batch.
+    Incomplete last batches are dropped (batch-norm needs > 1 sample) unless a dataset
+    is smaller than one batch. The order depends only on (seed, epoch).
+
+    Args:
+        sizes: lengths of the datasets, in ``ConcatDataset`` order.
+        batch_size: samples per batch.
+    """
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    batches: list[torch.Tensor] = []
+    offset = 0
+    for n in sizes:
+        perm = torch.randperm(n, generator=gen) + offset
+        for start in range(0, n, batch_size):
+            chunk = perm[start:start + batch_size]
+            if len(chunk) == batch_size or (start == 0 and n > 0):
+                batches.append(chunk)
+        offset += n
+    order = torch.randperm(len(batches), generator=gen).tolist()
+    return [batches[i].tolist() for i in order]
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Move the tensors of a batch to ``device``."""
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+@dataclass
+class TrainState:
+    """Where a run is: counters, validation history, elapsed time (all checkpointed)."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    val_history: list[float] = field(default_factory=list)
+    best_score: float = math.inf
+    best_step: int = -1
+    elapsed_s: float = 0.0
+    stopped: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "val_history": list(self.val_history), "best_score": self.best_score,
+                "best_step": self.best_step, "elapsed_s": self.elapsed_s, "stopped": self.stopped}
+
+
+class Trainer:
+    """Train a method on slice (or patch) datasets.
+
+    Args:
+        method: the recipe (networks + losses).
+        train_sets: training datasets; items are dicts with ``input``, ``target`` and
+            optionally ``mask`` tensors. Several datasets (e.g. one per plane) are
+            concatenated, batches stay within one.
+        val_sets: validation datasets (may be empty: then no best checkpoint).
+        trainer: loop settings.
+        optim: optimiser settings (per-group overrides from the method and config).
+        out: run folder; checkpoints go to ``out/checkpoints``, logs to ``out/log.jsonl``.
+        batch_size: samples per batch.
+        meta: whatever ``predict`` needs (config, names, grid, statistics, subjects),
+            stored in every checkpoint; plain values only.
+        device: ``auto``, ``cpu`` or ``cuda``.
+    """
+
+    def __init__(self, method: Method, train_sets: Sequence[Dataset], val_sets: Sequence[Dataset], *,
+                 trainer: TrainerConfig, optim: OptimConfig, out: str | Path, batch_size: int,
+                 meta: dict[str, Any] | None = None, device: str | torch.device = "auto") -> None:
+        if not train_sets or sum(len(d) for d in train_sets) == 0:
+            raise ValueError("no training samples (check the split and the masks)")
+        self.cfg = trainer
+        self.optim_cfg = optim
+        self.out = Path(out)
+        self.batch_size = int(batch_size)
+        self.meta = dict(meta or {})
+        self.device = resolve_device(device)
+        seed_everything(trainer.seed, trainer.deterministic)
+        self.method = method.to(self.device)
+        self.train_data = ConcatDataset(list(train_sets))
+        self.sizes = [len(d) for d in train_sets]
+        self.val_sets = list(val_sets)
+        self.optimisers = self._build_optimisers()
+        self.amp = bool(trainer.amp and self.device.type == "cuda")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.state = TrainState()
+        self.ckpt_dir = self.out / "checkpoints"
+        self.log_path = self.out / "log.jsonl"
+
+    # ---------------------------------------------------------------- set-up
+    def _build_optimisers(self) -> dict[str, torch.optim.Optimizer]:
+        cfg = self.optim_cfg
+        if cfg.name not in OPTIMISERS:
+            raise ValueError(f"unknown optimiser {cfg.name!r}; choose from {', '.join(OPTIMISERS)}")
+        optimisers = {}
+        for name, group in self.method.optimiser_groups().items():
+            params = [p for net in group.networks for p in self.method.networks[net].parameters()]
+            hp = {"lr": cfg.group_lr.get(name, cfg.lr), "betas": tuple(cfg.betas),
+                  "weight_decay": cfg.weight_decay, **group.hparams}
+            optimisers[name] = OPTIMISERS[cfg.name](params, **hp)
+        unknown = set(self.method.schedule()) - set(optimisers)
+        if unknown:
+            raise ValueError(f"schedule names groups without optimiser: {sorted(unknown)}")
+        return optimisers
+
+    # ---------------------------------------------------------------- checkpoints
+    def checkpoint_payload(self) -> dict[str, Any]:
+        """Everything needed to resume training and to predict."""
+        return {
+            "meta": self.meta,
+            "method_state": {k: v.detach().cpu() for k, v in self.method.state_dict().items()},
+            "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()},
+            "scaler": self.scaler.state_dict() if self.amp else {},
+            "trainer": self.state.to_dict(),
+            "rng": rng_state(),
+        }
+
+    def save(self, name: str) -> Path:
+        return save_checkpoint(self.ckpt_dir / f"{name}.pt", self.checkpoint_payload())
+
+    def resume(self, path: str | Path | None = None) -> None:
+        """Continue from a checkpoint (default ``out/checkpoints/last.pt``)."""
+        ckpt = load_checkpoint(path or self.ckpt_dir / "last.pt", map_location=self.device)
+        self.method.load_state_dict(ckpt["method_state"])
+        for name, opt in self.optimisers.items():
+            opt.load_state_dict(ckpt["optimisers"][name])
+        if self.amp and ckpt["scaler"]:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.state = TrainState(**ckpt["trainer"])
+        set_rng_state(ckpt["rng"])
+        self._truncate_log(self.state.step)
+
+    # ---------------------------------------------------------------- logging
+    def _log(self, record: dict[str, Any]) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a") as fh:
+            fh.write(json.dumps(record, allow_nan=True) + "\n")
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop log lines written after the checkpoint a resumed run restarts from."""
+        if not self.log_path.is_file():
+            return
+        lines = [ln for ln in self.log_path.read_text().splitlines()
+                 if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        self.log_path.write_text("".join(ln + "\n" for ln in lines))
+
+    def write_csv(self) -> Path | None:
+        """``log.csv``: the JSONL log as a table (one row per record)."""
+        if not self.log_path.is_file():
+            return None
+        import pandas as pd
+
+        rows = [json.loads(ln) for ln in self.log_path.read_text().splitlines() if ln.strip()]
+        path = self.out / "log.csv"
+        pd.DataFrame(rows).to_csv(path, index=False)
+        return path
+
+    # ---------------------------------------------------------------- loop
+    def train_iteration(self, batch: dict[str, Any]) -> dict[str, float]:
+        """One batch: every group of the method's schedule takes one optimiser step."""
+        self.method.train()
+        logs: dict[str, float] = {}
+        for group in self.method.schedule():
+            opt = self.optimisers[group]
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                out = self.method.training_step(batch, group)
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite {group} loss at step {self.state.step}: {float(loss)}")
+            self.scaler.scale(loss).backward()
+            self.scaler.step(opt)
+            for key, value in out.items():
+                logs[f"{group}/{key}"] = float(value.detach()) if torch.is_tensor(value) else float(value)
+        self.scaler.update()
+        return logs
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Pooled validation metrics over all validation samples (MAE and MSE in the mask)."""
+        self.method.eval()
+        sums = {"abs": 0.0, "sq": 0.0, "n": 0.0}
+        for ds in self.val_sets:
+            for start in range(0, len(ds), self.batch_size):
+                batch = default_collate([ds[i] for i in range(start, min(len(ds), start + self.batch_size))])
+                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                    part = self.method.validation_step(to_device(batch, self.device))
+                for k in sums:
+                    sums[k] += part[k]
+        n = max(sums["n"], 1.0)
+        return {"mae": sums["abs"] / n, "mse": sums["sq"] / n}
+
+    def _out_of_budget(self, started: float) -> bool:
+        if self.cfg.max_minutes is None:
+            return False
+        return self.state.elapsed_s + (time.monotonic() - started) >= 60.0 * self.cfg.max_minutes
+
+    def _finished(self) -> bool:
+        s = self.state
+        return ((self.cfg.max_steps > 0 and s.step >= self.cfg.max_steps)
+                or (self.cfg.max_epochs > 0 and s.epoch >= self.cfg.max_epochs))
+
+    def _after_validation(self) -> None:
+        metrics = self.validate()
+        score = metrics[self.cfg.monitor] if self.cfg.monitor in metrics else metrics["mae"]
+        self.state.val_history.append(score)
+        improved = score < self.state.best_score
+        if improved:
+            self.state.best_score, self.state.best_step = score, self.state.step
+        self._log({"step": self.state.step, "epoch": self.state.epoch, "kind": "val",
+                   **{f"val/{k}": v for k, v in metrics.items()}, "best": improved})
+        if improved:
+            self.save("best")
+        if should_stop(self.cfg.early_stopping, self.state.val_history, patience=self.cfg.patience,
+                       strips=self.cfg.strips, strip_length=self.cfg.strip_length):
+            self.state.stopped = f"early stopping ({self.cfg.early_stopping}) at step {self.state.step}"
+
+    def fit(self) -> TrainState:
+        """Train until max_steps / max_epochs / the time budget / early stopping."""
+        from tqdm.auto import tqdm
+
+        if self.cfg.max_steps <= 0 and self.cfg.max_epochs <= 0 and self.cfg.max_minutes is None:
+            raise ValueError("set trainer.max_steps, trainer.max_epochs or a time budget: this run would not end")
+        started = time.monotonic()
+        total = self.cfg.max_steps if self.cfg.max_steps > 0 else None
+        bar = tqdm(total=total, initial=self.state.step, disable=not self.cfg.progress, desc="train",
+                   dynamic_ncols=True)
+        s = self.state
+        try:
+            while not self._finished() and not s.stopped:
+                batches = epoch_batches(self.sizes, self.batch_size, self.cfg.seed, s.epoch)
+                while s.batch_in_epoch < len(batches):
+                    if self._out_of_budget(started):
+                        s.stopped = f"time budget of {self.cfg.max_minutes} min reached at step {s.step}"
+                        break
+                    idx = batches[s.batch_in_epoch]
+                    batch = to_device(default_collate([self.train_data[i] for i in idx]), self.device)
+                    logs = self.train_iteration(batch)
+                    s.step += 1
+                    s.batch_in_epoch += 1
+                    bar.update(1)
+                    if s.step % self.cfg.log_every == 0 or s.step == 1:
+                        bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in logs.items()
+                                         if k.endswith("loss")})
+                        self._log({"step": s.step, "epoch": s.epoch, "kind": "train", **logs})
+                    if self.val_sets and s.step % self.cfg.val_every == 0:
+                        self._after_validation()
+                    if s.step % self.cfg.checkpoint_every == 0:
+                        s.elapsed_s += time.monotonic() - started
+                        started = time.monotonic()
+                        self.save("last")
+                    if self._finished() or s.stopped:
+                        break
+                else:
+                    s.epoch += 1
+                    s.batch_in_epoch = 0
+                    continue
+                break
+        finally:
+            bar.close()
+        s.elapsed_s += time.monotonic() - started
+        if self.val_sets and (not s.val_history or s.step % self.cfg.val_every != 0):
+            self._after_validation()
+        if not s.stopped:
+            s.stopped = "finished"
+        self.save("last")
+        self._log({"step": s.step, "epoch": s.epoch, "kind": "end", "stopped": s.stopped,
+                   "elapsed_s": s.elapsed_s, "best_step": s.best_step, "best_score": s.best_score})
+        self.write_csv()
+        return s
