@@ -1,0 +1,104 @@
+"""GAN losses (BCE-with-logits and least squares) with reproducible label smoothing."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as nnf
+from torch import nn
+
+GAN_MODES = ("bce", "lsgan")
+
+
+def _check_range(r: tuple[float, float], what: str) -> tuple[float, float]:
+    lo, hi = (float(v) for v in r)
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError(f"{what} must be (low, high) with 0 <= low <= high <= 1, got {r!r}")
+    return lo, hi
+
+
+def gan_targets(
+    like: torch.Tensor, value_range: tuple[float, float], generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Targets shaped like ``like``, uniform in ``value_range`` (constant if low == high).
+
+    Drawn on the CPU from ``generator`` then moved, so a seed gives the same targets on CPU
+    and CUDA.
+    """
+    lo, hi = value_range
+    if lo == hi:
+        return torch.full_like(like, lo)
+    u = torch.rand(like.shape, generator=generator, dtype=torch.float32)
+    return (lo + (hi - lo) * u).to(device=like.device, dtype=like.dtype)
+
+
+def adversarial_loss(
+    logits: torch.Tensor,
+    target_is_real: bool,
+    *,
+    mode: str = "bce",
+    real_range: tuple[float, float] = (1.0, 1.0),
+    fake_range: tuple[float, float] = (0.0, 0.0),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """GAN loss of discriminator outputs against real or fake targets, averaged over patches.
+
+    ``"bce"``: binary cross-entropy with logits (pix2pix); ``"lsgan"``: mean squared error of
+    the raw outputs (least-squares GAN). Label smoothing: targets drawn uniformly in
+    ``real_range`` / ``fake_range`` (CF-SAGAN: (0.9, 1.0) and (0.0, 0.1)).
+
+    Args:
+        logits: (B, 1, H', W'[, D']) discriminator outputs (no sigmoid).
+        target_is_real: score against "real" targets (the generator's loss uses True).
+        mode: ``"bce"`` or ``"lsgan"``.
+        real_range, fake_range: target ranges in [0, 1].
+        generator: torch.Generator for reproducible smoothed targets.
+
+    References: Goodfellow et al. 2014; Mao et al. 2017 (LSGAN); Salimans et al. 2016 (label
+    smoothing); Wei et al. 2020 (CF-SAGAN, thesis ch. 4).
+    """
+    if mode not in GAN_MODES:
+        raise ValueError(f"mode must be one of {GAN_MODES}, got {mode!r}")
+    rng = _check_range(
+        real_range if target_is_real else fake_range,
+        "real_range" if target_is_real else "fake_range",
+    )
+    targets = gan_targets(logits, rng, generator)
+    if mode == "bce":
+        return nnf.binary_cross_entropy_with_logits(logits, targets)
+    return nnf.mse_loss(logits, targets)
+
+
+class AdversarialLoss(nn.Module):
+    """Module form of :func:`adversarial_loss` holding the mode, ranges and a seeded generator.
+
+    ``loss(logits, target_is_real, smooth=True)``; ``smooth=False`` uses exact 1/0 targets
+    (the usual choice for the generator's own adversarial term).
+
+    Args:
+        mode: ``"bce"`` or ``"lsgan"``.
+        real_range, fake_range: label-smoothing ranges; (1, 1) and (0, 0) = none.
+        seed: seed of the generator drawing smoothed targets (reproducible runs).
+    """
+
+    def __init__(
+        self,
+        mode: str = "bce",
+        *,
+        real_range: tuple[float, float] = (1.0, 1.0),
+        fake_range: tuple[float, float] = (0.0, 0.0),
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if mode not in GAN_MODES:
+            raise ValueError(f"mode must be one of {GAN_MODES}, got {mode!r}")
+        self.mode = mode
+        self.real_range = _check_range(real_range, "real_range")
+        self.fake_range = _check_range(fake_range, "fake_range")
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def forward(
+        self, logits: torch.Tensor, target_is_real: bool, smooth: bool = True
+    ) -> torch.Tensor:
+        real, fake = (self.real_range, self.fake_range) if smooth else ((1.0, 1.0), (0.0, 0.0))
+        return adversarial_loss(logits, target_is_real, mode=self.mode, real_range=real, fake_range=fake,
+                                generator=self.generator)  # fmt: skip
