@@ -49,7 +49,7 @@ def metric_boxplots(per_subject: pd.DataFrame, scope: str = "volume", units: str
         data = [rows.loc[rows["method"] == m, metric].dropna().to_numpy(dtype=float) for m in methods]
         labels = [REFERENCE_LABEL if m == REFERENCE_METHOD else m for m in methods]
         box = ax.boxplot(data, tick_labels=labels, patch_artist=True, widths=0.6,
-                         medianprops={"color": "black"}, flierprops={"markersize": 3})
+                         medianprops={"color": "black", "gid": "median"}, flierprops={"markersize": 3})
         for patch, m in zip(box["boxes"], methods, strict=True):
             patch.set_facecolor("#BBBBBB" if m == REFERENCE_METHOD else COLOURS[methods.index(m) % len(COLOURS)])
             patch.set_alpha(0.8)
