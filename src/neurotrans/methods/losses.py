@@ -1,30 +1,19 @@
-"""Reconstruction and adversarial losses as used by the methods (thin lookups)."""
+"""The losses the methods use, from the shared :mod:`neurotrans.losses` registry."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from neurotrans.losses import adversarial_loss, build_loss
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
 def reconstruction_loss(name: str) -> LossFn:
     """The pixel-wise loss ``name`` (``l1``, ``mse``, ``charbonnier``), mean over voxels."""
-    from neurotrans.names import check_name
-
-    try:  # the shared registry, once it exists
-        from neurotrans.losses import LOSSES
-    except ImportError:
-        LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "charbonnier": _charbonnier}
-    check_name(name, list(LOSSES), "loss")
-    return LOSSES[name]
-
-
-def _charbonnier(pred: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
-    return torch.sqrt((pred - target).square() + eps * eps).mean()
+    return build_loss(name)
 
 
 def gan_loss(logits: Tensor, real: bool) -> Tensor:
@@ -32,5 +21,4 @@ def gan_loss(logits: Tensor, real: bool) -> Tensor:
 
     References: Goodfellow et al. 2014; Isola et al., pix2pix (CVPR 2017).
     """
-    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
-    return F.binary_cross_entropy_with_logits(logits, target)
+    return adversarial_loss(logits, real, mode="bce")

@@ -138,7 +138,7 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
         overwrite: replace an existing run in ``out``.
     """
     from neurotrans.methods import build_method
-    from neurotrans.training.trainer import Trainer
+    from neurotrans.training.trainer import Trainer, seed_everything
 
     overrides = list(overrides or ())
     if out is not None:
@@ -166,6 +166,7 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
         raise InputError(manifest.source or manifest.root, "the split leaves no training subject",
                          "use more subjects or a smaller test/validation share")
     n_in = train[0].inputs.shape[0]
+    seed_everything(cfg.trainer.seed, cfg.trainer.deterministic)  # network initialisation is seeded too
     method = build_method(cfg.model, cfg.data.inputs, n_in * (2 * cfg.data.context + 1), spatial_dims=2)
     multiple = max(method.size_multiple, 1)
     train_sets = slice_datasets(train, cfg, multiple)
