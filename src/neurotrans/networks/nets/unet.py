@@ -290,7 +290,9 @@ def unet_pix2pix(
     """The pix2pix generator: ``unet_256`` for depth 8 (``unet_128`` for 7), tanh output.
 
     Widths base, 2base, 4base, 8base, 8base, ...; 4x4 stride-2 convolutions, BN,
-    LeakyReLU(0.2) encoder / ReLU decoder, dropout 0.5 in 3 decoder blocks.
+    LeakyReLU(0.2) encoder / ReLU decoder, dropout 0.5 in the decoder blocks of width
+    8 * base except the innermost, as the reference code (3 blocks for depth 8, 2 for 7,
+    none below 6).
 
     References: Isola et al. 2017, "Image-to-image translation with conditional adversarial networks".
     """
@@ -299,7 +301,7 @@ def unet_pix2pix(
     return UNet(
         spatial_dims, in_channels, out_channels, features=_widths(base, depth, 8 * base),
         convs_per_level=0, down_kernel_size=4, norm=norm, activation="leakyrelu", up_activation="relu",
-        dropout=dropout, dropout_blocks=min(3, max(depth - 2, 0)), final_activation="tanh",
+        dropout=dropout, dropout_blocks=max(depth - 5, 0), final_activation="tanh",
     )  # fmt: skip
 
 
