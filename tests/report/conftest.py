@@ -97,9 +97,9 @@ def make_run(tmp_path: Path):
     return lambda **kw: write_run(tmp_path, **kw)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def built_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A full fake run with its report built once per test module (building takes a few seconds)."""
+    """A full fake run with its report built once per session (building takes a few seconds)."""
     from neurotrans.report import build_report
 
     run = write_run(tmp_path_factory.mktemp("built"))

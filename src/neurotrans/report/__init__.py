@@ -151,8 +151,8 @@ def render_figures(run: RunData, subjects: list[str] | None = None,
     notes = notes if notes is not None else []
     items: list[FigureItem] = []
 
-    def add(section: str, name: str, fig: Figure, caption: str) -> None:
-        items.append(FigureItem(section, name, _png(fig), caption))
+    def add(section: str, name: str, fig: Figure, caption: str, group: str = "") -> None:
+        items.append(FigureItem(section, name, _png(fig), caption, group))
 
     combos = run.per_subject[["scope", "units"]].drop_duplicates()
     combos = sorted(map(tuple, combos.to_numpy()), key=lambda c: (SCOPE_ORDER.get(c[0], 9), UNITS_ORDER.get(c[1], 9)))
@@ -162,7 +162,7 @@ def render_figures(run: RunData, subjects: list[str] | None = None,
             metric_boxplots(run.per_subject, str(scope), str(units)),
             f"Metrics per subject, {str(scope).replace('_', ' ')}, {units} units: box = quartiles, line = median, "
             "whiskers = 1.5 IQR" + ("; grey = each test image against the training subjects' images." if has_ref
-                                    else "."))
+                                    else "."), group=f"{scope}/{units}")
     for name, fig, caption in _montage_figures(run, subjects, notes):
         add("montages", name, fig, caption)
     regional = run.tables.get("regional")

@@ -59,12 +59,14 @@ class FigureItem:
         name: PNG file name under report/figures/.
         png: the PNG bytes (the same bytes as the file).
         caption: plain-text caption (escaped when written).
+        group: ``scope/units`` of a metrics figure, placed after the matching summary table.
     """
 
     section: str
     name: str
     png: bytes
     caption: str
+    group: str = ""
 
 
 def fmt(value: object) -> str:
@@ -116,12 +118,15 @@ def mean_std(mean: float, std: float) -> tuple[str, int]:
     return f"{mean:.{decimals}f} &plusmn; {std:.{decimals}f}", decimals
 
 
-def summary_tables(summary: pd.DataFrame) -> str:
+def summary_tables(summary: pd.DataFrame) -> dict[str, str]:
     """One table per scope and units: a row per method, per metric mean +- std and [min, max].
 
     Laid out as the pix2pix paper's Table 1 (methods against metrics).
+
+    Returns:
+        ``"scope/units"`` -> HTML table, in the order of the file.
     """
-    parts = []
+    parts = {}
     for (scope, units), group in summary.groupby(["scope", "units"], sort=False):
         methods = method_order(group["method"].to_numpy())
         present = list(dict.fromkeys(group["metric"].astype(str)))
@@ -141,10 +146,9 @@ def summary_tables(summary: pd.DataFrame) -> str:
                              f'{float(r["max"]):.{dec}f}]</span></td>')
                 n = fmt(r["n"].item() if hasattr(r["n"], "item") else r["n"])
             rows.append(f"<tr><th>{escape(method)}</th>{''.join(cells)}<td class=\"num\">{n}</td></tr>")
-        parts.append(f"<h3>{escape(str(scope).replace('_', ' '))}, {escape(str(units))} units</h3>"
-                     f"<table><thead><tr><th>method</th>{head}<th>n</th></tr></thead>"
-                     f"<tbody>{''.join(rows)}</tbody></table>")
-    return "".join(parts)
+        parts[f"{scope}/{units}"] = (f"<table><thead><tr><th>method</th>{head}<th>n</th></tr></thead>"
+                                     f"<tbody>{''.join(rows)}</tbody></table>")
+    return parts
 
 
 def figure_html(item: FigureItem) -> str:
@@ -157,6 +161,12 @@ def figure_html(item: FigureItem) -> str:
 
 def _figures(items: list[FigureItem], section: str) -> str:
     return "".join(figure_html(f) for f in items if f.section == section)
+
+
+def _group_rank(group: str) -> tuple[int, int, str]:
+    # whole volume before the middle slice, normalised before original units, unknown ones last
+    scope, _, units = group.partition("/")
+    return ({"volume": 0, "mid_axial": 1}.get(scope, 2), {"normalised": 0, "original": 1}.get(units, 2), group)
 
 
 def _run_details(run: RunData) -> str:
@@ -211,8 +221,13 @@ def render_page(run: RunData, figures: list[FigureItem], notes: list[str]) -> st
         out.append("<p>Mean &plusmn; standard deviation over test subjects, [minimum, maximum] below. "
                    "<code>other_subjects</code> compares each test target with the training subjects' "
                    "targets: what any other subject's image would score.</p>")
-        out.append(summary_tables(run.tables["summary"]))
-    out.append(_figures(figures, "metrics"))
+    tables = summary_tables(run.tables["summary"]) if "summary" in run.tables else {}
+    groups = list(dict.fromkeys([*tables, *(f.group for f in figures if f.section == "metrics")]))
+    for group in sorted(groups, key=_group_rank):
+        scope, _, units = group.partition("/")
+        if group:
+            out.append(f"<h3>{escape(scope.replace('_', ' '))}, {escape(units)} units</h3>{tables.get(group, '')}")
+        out.append("".join(figure_html(f) for f in figures if f.section == "metrics" and f.group == group))
     out.append("<details><summary>Per-subject metrics (evaluation/per_subject.tsv)</summary>"
                f"{table_html(run.per_subject)}</details>")
     if "tests" in run.tables:
