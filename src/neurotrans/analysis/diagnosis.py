@@ -60,7 +60,7 @@ def classify(features: np.ndarray, labels: np.ndarray, subjects: np.ndarray | No
     pred = np.empty_like(y)
     split = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     for train, test in split.split(x, y, groups):
-        model = make_pipeline(StandardScaler(), SVC(kernel="rbf", C=1.0, gamma="scale"))
+        model = make_pipeline(StandardScaler(), SVC(kernel="rbf", C=1.0, gamma="scale", class_weight="balanced"))
         model.fit(x[train], y[train])
         pred[test] = model.predict(x[test])
     pos, neg = y == positive, y != positive

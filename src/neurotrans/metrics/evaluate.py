@@ -344,7 +344,7 @@ def evaluate(pred_dir: str | Path, manifest: str | Path | Manifest, target: str,
         "tests": "paired two-sided t-test (scipy.stats.ttest_rel) and Wilcoxon signed-rank; non-finite pairs dropped",
         "regional": "AAL2 (clinica) resampled to the data grid, nearest neighbour; means in original units",
         "bland_altman": "bias = mean(synthetic - real); limits bias -/+ 1.96 SD (ddof 1)",
-        "diagnosis": "RBF SVM (C=1, gamma='scale') on standardised AAL2 means, CN vs AD, "
+        "diagnosis": "RBF SVM (C=1, gamma='scale', class_weight='balanced': groups are unequal) on standardised AAL2 means, CN vs AD, "
                      "StratifiedGroupKFold by subject (<= 5 folds, seed 0); AD is positive",
     }
     return EvaluationResult(**result)
