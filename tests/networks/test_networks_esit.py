@@ -24,7 +24,9 @@ def test_maps_are_retrievable_and_consistent(spatial_dims, size):
     torch.testing.assert_close(maps["product"], a * maps["embeddings"])
     # output = 1x1 convolution of the product, done by hand
     w, b = net.head.weight.flatten(1), net.head.bias
-    manual = torch.einsum("or,br...->bo...", w, maps["product"]) + b.view(1, -1, *([1] * spatial_dims))
+    manual = torch.einsum("or,br...->bo...", w, maps["product"]) + b.view(
+        1, -1, *([1] * spatial_dims)
+    )
     torch.testing.assert_close(out, manual, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(net(x), out)
 

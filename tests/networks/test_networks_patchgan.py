@@ -34,7 +34,9 @@ def test_default_receptive_field_is_70_in_2d():
     assert _measured_receptive_field(net, 160) == (70, 70)
 
 
-@pytest.mark.parametrize(("spatial_dims", "n_layers", "size"), [(2, 1, 40), (2, 2, 64), (3, 1, 24), (3, 2, 40)])
+@pytest.mark.parametrize(
+    ("spatial_dims", "n_layers", "size"), [(2, 1, 40), (2, 2, 64), (3, 1, 24), (3, 2, 40)]
+)
 def test_receptive_field_matches_formula(spatial_dims, n_layers, size):
     torch.manual_seed(0)
     net = PatchDiscriminator(spatial_dims, 1, base=2, n_layers=n_layers, norm="none")
@@ -75,4 +77,6 @@ def test_too_small_input_is_a_clear_error():
 def test_output_size_formula():
     net = PatchDiscriminator(2, 1, base=2)
     for size in (32, 64, 256):
-        assert net(torch.zeros(1, 1, size, size)).shape[-1] == net.output_size(size) == size // 8 - 2
+        assert (
+            net(torch.zeros(1, 1, size, size)).shape[-1] == net.output_size(size) == size // 8 - 2
+        )

@@ -65,7 +65,9 @@ def test_seeded_construction_reproduces_weights(name, kwargs, shape, expected):
     c = build_network(name, **kwargs).state_dict()
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point() and a[k].numel() > 1)
+    assert any(
+        not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point() and a[k].numel() > 1
+    )
 
 
 BAD = [
@@ -111,8 +113,16 @@ def test_unknown_network_lists_close_matches():
 @pytest.mark.parametrize(
     ("name", "kwargs", "shape"),
     [
-        ("unet", dict(spatial_dims=2, in_channels=1, out_channels=1, features=(4, 4, 4)), (1, 1, 30, 32)),
-        ("unet_esit", dict(spatial_dims=3, in_channels=1, out_channels=1, base=2, depth=2), (1, 1, 16, 16, 18)),
+        (
+            "unet",
+            dict(spatial_dims=2, in_channels=1, out_channels=1, features=(4, 4, 4)),
+            (1, 1, 30, 32),
+        ),
+        (
+            "unet_esit",
+            dict(spatial_dims=3, in_channels=1, out_channels=1, base=2, depth=2),
+            (1, 1, 16, 16, 18),
+        ),
     ],
 )
 def test_size_not_divisible_by_two_to_the_depth_is_a_clear_error(name, kwargs, shape):

@@ -25,10 +25,14 @@ class _RefBlock(nn.Module):
             upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
             model = [downconv, submodule, uprelu, upconv, nn.Tanh()]
         elif innermost:
-            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=False)
+            upconv = nn.ConvTranspose2d(
+                inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=False
+            )
             model = [downrelu, downconv, uprelu, upconv, upnorm]
         else:
-            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=False)
+            upconv = nn.ConvTranspose2d(
+                inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=False
+            )
             model = [downrelu, downconv, downnorm, submodule, uprelu, upconv, upnorm]
             model += [nn.Dropout(0.5)] if use_dropout else []
         self.model = nn.Sequential(*model)
@@ -49,7 +53,9 @@ def _ref_unet(input_nc, output_nc, num_downs, ngf):
 
 
 def _layers(net: nn.Module) -> list[nn.Module]:
-    return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d))]
+    return [
+        m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d))
+    ]
 
 
 def _dropouts(net: nn.Module) -> int:
@@ -99,7 +105,9 @@ def test_sketcher_unet_matches_thesis_description():
     assert net.depth == 3 and net.features == (32, 64, 128, 256)
     first = net.encoders[0].convs[0]
     assert [type(m) for m in first] == [nn.Conv3d, nn.LeakyReLU, nn.BatchNorm3d, nn.Dropout]
-    assert first[0].kernel_size == (3, 3, 3) and first[1].negative_slope == 0.2 and first[3].p == 0.5
+    assert (
+        first[0].kernel_size == (3, 3, 3) and first[1].negative_slope == 0.2 and first[3].p == 0.5
+    )
     assert isinstance(net.final, nn.LeakyReLU)
     assert sum(isinstance(m, nn.ConvTranspose3d) for m in net.modules()) == 3
     assert sum(isinstance(m, nn.Conv3d) and m.stride == (2, 2, 2) for m in net.modules()) == 3

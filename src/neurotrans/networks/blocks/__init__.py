@@ -1,8 +1,13 @@
-"""Building blocks: conv units, residual blocks, U-Net encoder/decoder levels."""
+"""Building blocks: conv units, residual blocks, U-Net levels, self-attention."""
 
 from __future__ import annotations
 
+from neurotrans.networks.blocks.attention import SelfAttention
 from neurotrans.networks.blocks.conv import ConvBlock, ResidualBlock
+from neurotrans.networks.blocks.residual import ResDown, ResUp
 from neurotrans.networks.blocks.sampling import DOWNSAMPLE, DecoderBlock, Downsample, EncoderBlock
 
-__all__ = ["DOWNSAMPLE", "ConvBlock", "DecoderBlock", "Downsample", "EncoderBlock", "ResidualBlock"]
+__all__ = [
+    "DOWNSAMPLE", "ConvBlock", "DecoderBlock", "Downsample", "EncoderBlock", "ResDown", "ResUp",
+    "ResidualBlock", "SelfAttention",
+]  # fmt: skip

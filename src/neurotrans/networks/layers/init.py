@@ -49,3 +49,14 @@ def init_weights(
             m.weight.normal_(1.0, gain, generator=generator)
             m.bias.zero_()
     return net
+
+
+def apply_spectral_norm(net: nn.Module) -> nn.Module:
+    """Wrap every conv/linear weight of ``net`` in spectral normalisation; returns ``net``.
+
+    References: Miyato et al. 2018 (spectral normalisation); the UNIT T1<->T2 report.
+    """
+    for m in list(net.modules()):
+        if isinstance(m, _CONVS):
+            nn.utils.parametrizations.spectral_norm(m)
+    return net
