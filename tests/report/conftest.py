@@ -85,8 +85,24 @@ def write_run(root: Path, *, simulated: bool = True, run_json: bool = True, prob
                  "real": 1.0 + 0.02 * j, "synthetic": 1.0 + 0.02 * j + 0.01 * (j % 7) + 0.005 * i}
                 for i, s in enumerate(TEST) for j, r in enumerate(regions)]
     pd.DataFrame(regional).to_csv(ev / "regional.tsv", sep="\t", index=False)
-    log = [{"step": k, "loss_G": 2.0 / (1 + k), "loss_D": 0.7 - 0.01 * k} for k in range(20)]
-    log += [{"step": k, "val_mae": 0.2 - 0.01 * k} for k in (5, 10, 15)]
+    regional_df = pd.DataFrame(regional)
+    err = regional_df.assign(e=regional_df.synthetic - regional_df.real).groupby("region", sort=False)["e"]
+    pd.DataFrame({"region": regions, "mae": err.apply(lambda e: e.abs().mean()).to_numpy(),
+                  "bias": err.mean().to_numpy(), "pearson_r": 0.9, "n": len(TEST)}).to_csv(
+        ev / "regional_summary.tsv", sep="\t", index=False)
+    pd.DataFrame([{"data": d, "accuracy": a, "fnr": 0.1, "fpr": 0.2, "n_subjects": 8, "folds": 4}
+                  for d, a in (("real", 0.9), ("synthetic", 0.8))]).to_csv(ev / "diagnosis.tsv", sep="\t", index=False)
+    pd.DataFrame([{"quantity": "regional_mean", "bias": 0.035, "loa_low": -0.005, "loa_high": 0.075, "n": 100}]).to_csv(
+        ev / "bland_altman.tsv", sep="\t", index=False)
+    pd.DataFrame([{"data": "real", "index": "global", "term": t, "coef": c, "se": 0.1, "t": c / 0.1, "p": 0.04,
+                   "beta_std": c / 2} for t, c in (("index", -0.8), ("age", 0.02))]).to_csv(
+        ev / "edss_regression.tsv", sep="\t", index=False)
+    # the trainer's records: train rows (group/term losses, lr), validation rows, an end row
+    log = [{"step": k, "epoch": 0, "kind": "train", "generator/loss": 2.0 / (1 + k), "generator/g_rec": 0.1,
+            "discriminator/loss": 0.7 - 0.01 * k, "lr": 2e-4} for k in range(20)]
+    log += [{"step": k, "epoch": 0, "kind": "val", "val/mae": 0.2 - 0.01 * k, "val/psnr": 20 + k / 5,
+             "best": True} for k in (5, 10, 15)]
+    log += [{"step": 19, "epoch": 0, "kind": "end", "stopped": "finished", "elapsed_s": 3.2, "best_step": 15}]
     (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     return run
 

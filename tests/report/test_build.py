@@ -50,7 +50,8 @@ def test_report_contents(built_run):
     sel = per[(per.method == METHOD) & (per.scope == "volume") & (per.units == "normalised")]["mae"]
     assert mean_std(sel.mean(), sel.std())[0] in html
     for text in ("n test subjects", "T1w &rarr; FDG", "Paired tests", "Conventions", "gaussian", "p_wilcoxon",
-                 "Regional analysis", "Training"):
+                 "Regional analysis", "Training", "Downstream diagnosis", "EDSS regression", "Bland-Altman agreement",
+                 "Per-region error", "<th>psnr.data_range</th>"):
         assert text in html, text
     # montages show the best, median and worst test subjects by MAE
     ranked = sel.index[sel.argsort()]
@@ -129,8 +130,17 @@ def test_log_with_partial_last_line(make_run):
     with open(run / "log.jsonl", "a") as fh:
         fh.write('{"step": 99, "loss_G"')  # killed mid-write
     log = load_run(run).log
-    assert len(log) == 23 and log["step"].max() == 19
+    assert len(log) == 24 and log["step"].max() == 19
     with open(run / "log.jsonl", "w") as fh:
         fh.write('{"step": 0}\nbroken\n' + json.dumps({"step": 1, "loss_G": 1.0}) + "\n")
     with pytest.raises(InputError, match="log.jsonl:2"):
         load_run(run)
+
+
+def test_mean_std_rounding():
+    # both rounded to the second significant digit of the std
+    assert mean_std(0.08, 0.025819) == ("0.080 &plusmn; 0.026", 3)
+    assert mean_std(29.2, 0.2582) == ("29.20 &plusmn; 0.26", 2)
+    assert mean_std(1234.0, 56.0) == ("1234 &plusmn; 56", 0)
+    # the evaluation writes a NaN std when a PSNR is infinite: the mean alone is shown
+    assert mean_std(float("inf"), float("nan"))[0] == "inf"

@@ -11,6 +11,7 @@ from neurotrans.report.figures import (
     METRICS,
     bland_altman,
     bland_altman_stats,
+    curve_columns,
     metric_boxplots,
     regional_bars,
     regional_errors,
@@ -155,11 +156,24 @@ def test_boxplots_one_panel_per_metric_one_box_per_method(rng):
     assert medians == pytest.approx(expected)
 
 
+def test_boxplots_report_infinite_values():
+    rows = [{"subject": f"s{i}", "method": "copy", "scope": "volume", "units": "normalised", "mae": 0.0,
+             "psnr": np.inf if i < 2 else 40.0 + i} for i in range(5)]
+    fig = metric_boxplots(pd.DataFrame(rows), metrics=("mae", "psnr"))
+    psnr_ax = fig.axes[1]
+    assert any("2 infinite" in t.get_text() for t in psnr_ax.texts)
+    assert np.isfinite(psnr_ax.get_ylim()).all()
+
+
 def test_training_curves_split_losses_and_validation():
-    log = pd.DataFrame([{"step": k, "loss_G": 100.0 / (1 + k), "loss_D": 0.5} for k in range(10)]
-                       + [{"step": 9, "val_psnr": 21.0}])
+    # the trainer's records: train rows with group/term losses and lr, val rows, an end row
+    log = pd.DataFrame([{"step": k, "epoch": 0, "kind": "train", "generator/loss": 100.0 / (1 + k),
+                         "generator/g_rec": 0.5, "discriminator/loss": 0.7, "lr": 2e-4} for k in range(10)]
+                       + [{"step": 9, "kind": "val", "val/mae": 0.1, "val/psnr": 21.0, "best": True},
+                          {"step": 9, "kind": "end", "elapsed_s": 3.0, "best_step": 9, "best_score": 0.1}])
+    assert curve_columns(log) == (["generator/loss", "generator/g_rec", "discriminator/loss"], ["val/mae", "val/psnr"])
     fig = training_curves(log)
-    loss_ax, val_ax = fig.axes
-    assert {line.get_label() for line in loss_ax.lines} == {"loss_G", "loss_D"}
-    assert [line.get_label() for line in val_ax.lines] == ["val_psnr"]
+    loss_ax, mae_ax, psnr_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.lines] == ["generator/loss", "generator/g_rec", "discriminator/loss"]
     assert loss_ax.get_yscale() == "log"
+    assert mae_ax.get_title() == "val/mae" and list(psnr_ax.lines[0].get_ydata()) == [21.0]

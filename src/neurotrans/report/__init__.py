@@ -17,7 +17,13 @@ from matplotlib.figure import Figure
 from neurotrans.errors import InputError
 from neurotrans.io.atomic import write_atomic, write_text_atomic
 from neurotrans.io.nifti import load_volume
-from neurotrans.report.figures import bland_altman, metric_boxplots, regional_bars, training_curves
+from neurotrans.report.figures import (
+    bland_altman,
+    curve_columns,
+    metric_boxplots,
+    regional_bars,
+    training_curves,
+)
 from neurotrans.report.html import FigureItem, render_page
 from neurotrans.report.montage import montage
 from neurotrans.report.rundata import REFERENCE_METHOD, RunData, load_run
@@ -175,11 +181,11 @@ def render_figures(run: RunData, subjects: list[str] | None = None,
             "agreement (bias +- 1.96 SD).")
     else:
         notes.append("Regional bar chart and Bland-Altman plot left out: evaluation/regional.tsv is absent.")
-    if run.log is not None and len(run.log) and any("loss" in str(c).lower() for c in run.log.columns):
+    if run.log is not None and len(run.log) and any(curve_columns(run.log)):
         add("training", "training_curves.png", training_curves(run.log),
             "Training losses and validation metrics against the step (log.jsonl).")
     elif run.log is not None:
-        notes.append("Training curves left out: log.jsonl holds no loss values.")
+        notes.append("Training curves left out: log.jsonl holds no numeric values.")
     return items
 
 

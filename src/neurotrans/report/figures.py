@@ -46,7 +46,13 @@ def metric_boxplots(per_subject: pd.DataFrame, scope: str = "volume", units: str
     fig = Figure(figsize=(2.6 * max(len(metrics), 1) + 0.6, 3.6), layout="constrained")
     axes = fig.subplots(1, max(len(metrics), 1), squeeze=False)[0]
     for ax, metric in zip(axes, metrics, strict=False):
-        data = [rows.loc[rows["method"] == m, metric].dropna().to_numpy(dtype=float) for m in methods]
+        values = [rows.loc[rows["method"] == m, metric].dropna().to_numpy(dtype=float) for m in methods]
+        # an infinite PSNR (identical images) cannot be drawn: say so instead of dropping it silently
+        data = [v[np.isfinite(v)] for v in values]
+        n_inf = sum(int((~np.isfinite(v)).sum()) for v in values)
+        if n_inf:
+            ax.text(0.5, 0.98, f"{n_inf} infinite value(s) not drawn", transform=ax.transAxes, ha="center",
+                    va="top", fontsize=7, color="#a31515")
         labels = [REFERENCE_LABEL if m == REFERENCE_METHOD else m for m in methods]
         box = ax.boxplot(data, tick_labels=labels, patch_artist=True, widths=0.6,
                          medianprops={"color": "black", "gid": "median"}, flierprops={"markersize": 3})
@@ -84,6 +90,7 @@ def bland_altman(regional: pd.DataFrame, units: str = "") -> Figure:
             optional ``group``); one point per subject and region.
         units: label of the values (e.g. ``SUVR``).
     """
+    regional = regional.dropna(subset=["real", "synthetic"])
     real = regional["real"].to_numpy(dtype=float)
     synth = regional["synthetic"].to_numpy(dtype=float)
     mean, diff = (real + synth) / 2, synth - real
@@ -140,32 +147,51 @@ def regional_bars(regional: pd.DataFrame, n_regions: int = 20, units: str = "") 
     return fig
 
 
+# bookkeeping fields of log.jsonl that are not curves
+NOT_CURVES = {"step", "epoch", "batch_in_epoch", "elapsed_s", "best_step", "best_score", "time", "seconds"}
+MAX_VALIDATION_PANELS = 5
+
+
+def curve_columns(log: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """``(losses, validation metrics)``: numeric log columns; ``val*`` ones are validation metrics.
+
+    Loss components without "loss" in their name (``generator/g_adv``, ``discriminator/d_real``)
+    count as losses; learning rates and bookkeeping fields are left out.
+    """
+    numeric = [c for c in log.columns if str(c) not in NOT_CURVES and pd.api.types.is_numeric_dtype(log[c])
+               and not pd.api.types.is_bool_dtype(log[c]) and log[c].notna().any()
+               and not str(c).split("/")[-1].lower().startswith("lr")]
+    val = [c for c in numeric if str(c).lower().startswith("val")]
+    return [c for c in numeric if c not in val], val
+
+
 def training_curves(log: pd.DataFrame) -> Figure:
-    """Loss curves (left) and validation metrics (right) against the training step.
+    """Loss curves (first panel) and one panel per validation metric against the training step.
 
     Args:
-        log: one row per log.jsonl line with ``step`` and numeric columns; columns whose
-            name contains ``loss`` are losses, the other numeric ones validation metrics.
+        log: one row per log.jsonl line with ``step`` and numeric columns (see :func:`curve_columns`).
     """
-    numeric = [c for c in log.columns if c != "step" and pd.api.types.is_numeric_dtype(log[c])
-               and not pd.api.types.is_bool_dtype(log[c]) and c not in ("epoch", "time", "seconds", "lr")]
-    losses = [c for c in numeric if "loss" in c.lower()]
-    others = [c for c in numeric if c not in losses]
-    panels = [(losses, "loss"), (others, "validation")] if others else [(losses, "loss")]
-    fig = Figure(figsize=(5.2 * len(panels), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (columns, title) in zip(axes, panels, strict=True):
+    losses, val = curve_columns(log)
+    panels = ([(losses, "training losses")] if losses else []) + [([c], str(c)) for c in val[:MAX_VALIDATION_PANELS]]
+    ncols = min(len(panels), 3) or 1
+    nrows = -(-len(panels) // ncols) or 1
+    fig = Figure(figsize=(4.4 * ncols, 3.3 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    for ax, (columns, title) in zip(axes, panels, strict=False):
         for i, c in enumerate(columns):
             rows = log[["step", c]].dropna()
             marker = "o" if len(rows) < 30 else None
-            ax.plot(rows["step"], rows[c], label=c, color=COLOURS[i % len(COLOURS)], marker=marker, markersize=3)
-        values = log[columns].to_numpy(dtype=float) if columns else np.empty(0)
+            ax.plot(rows["step"], rows[c], label=str(c), color=COLOURS[i % len(COLOURS)], marker=marker,
+                    markersize=3, linewidth=1.2)
+        values = log[columns].to_numpy(dtype=float)
         finite = values[np.isfinite(values)]
-        if title == "loss" and finite.size and finite.min() > 0 and finite.max() / finite.min() > 30:
+        if len(columns) > 1 and finite.size and finite.min() > 0 and finite.max() / finite.min() > 30:
             ax.set_yscale("log")  # losses spanning decades read better on a log axis
         ax.set_xlabel("step")
         ax.set_title(title, fontsize=10)
-        if columns:
-            ax.legend(fontsize=8)
+        if len(columns) > 1:
+            ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     return fig

@@ -44,6 +44,7 @@ figcaption { color: #444; font-size: 0.9em; margin-top: 4px; max-width: 900px; }
 .note { color: #666; font-size: 0.9em; margin: 4px 0; }
 details { margin: 8px 0 16px; }
 summary { cursor: pointer; color: #0b5cad; }
+table.kv td { max-width: 820px; }
 .range { color: #777; font-size: 0.85em; }
 code { background: #f0f0f5; padding: 1px 4px; border-radius: 3px; font-size: 0.92em; }
 footer { color: #888; font-size: 0.82em; margin-top: 3em; }
@@ -102,18 +103,33 @@ def table_html(df: pd.DataFrame, columns: list[str] | None = None) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def flatten(items: dict, prefix: str = "") -> dict[str, object]:
+    """Nested dicts as one level with dotted keys (``{"a": {"b": 1}}`` -> ``{"a.b": 1}``)."""
+    out: dict[str, object] = {}
+    for k, v in items.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out |= flatten(v, key + ".")
+        else:
+            out[key] = v
+    return out
+
+
 def _kv_table(items: dict) -> str:
     rows = []
-    for k, v in items.items():
+    for k, v in flatten(items).items():
         text = json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
         rows.append(f"<tr><th>{escape(str(k))}</th><td>{fmt(text)}</td></tr>")
-    return f"<table><tbody>{''.join(rows)}</tbody></table>"
+    return f"<table class=\"kv\"><tbody>{''.join(rows)}</tbody></table>"
 
 
 def mean_std(mean: float, std: float) -> tuple[str, int]:
     """``"mean +- std"`` with both rounded to the second significant digit of the std."""
-    if not (math.isfinite(mean) and math.isfinite(std)) or std <= 0:
-        return f"{fmt(float(mean))} &plusmn; {fmt(float(std))}", 4
+    if not math.isfinite(std) or not math.isfinite(mean):
+        # the evaluation writes NaN std when a value is infinite (identical images): show the mean only
+        return fmt(float(mean)), 4
+    if std <= 0:
+        return f"{fmt(float(mean))} &plusmn; 0", 4
     decimals = min(max(0, 1 - math.floor(math.log10(std))), 8)
     return f"{mean:.{decimals}f} &plusmn; {std:.{decimals}f}", decimals
 
@@ -253,7 +269,8 @@ def render_page(run: RunData, figures: list[FigureItem], notes: list[str]) -> st
             out.append(f"<h3>Bland-Altman agreement</h3>{table_html(run.tables['bland_altman'])}")
 
     clinical = {"diagnosis": "Downstream diagnosis (SVM on regional means, real vs synthetic)",
-                "lesions": "Lesions", "indices": "Myelin indices",
+                "lesions": "Lesions", "myelin_discrepancy": "Myelin-content discrepancy",
+                "indices": "Myelin indices",
                 "edss_regression": "EDSS regression (least squares)"}
     present = [k for k in clinical if k in run.tables]
     if present:

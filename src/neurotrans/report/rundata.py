@@ -35,11 +35,12 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "diagnosis": ("data",),
     "bland_altman": ("quantity", "bias", "loa_low", "loa_high"),
     "lesions": (),
+    "myelin_discrepancy": ("roi",),
     "indices": (),
     "edss_regression": ("term", "coef"),
 }
 OPTIONAL_TABLES = ("summary", "tests", "problems", "regional", "regional_summary", "diagnosis",
-                   "bland_altman", "lesions", "indices", "edss_regression")
+                   "bland_altman", "lesions", "myelin_discrepancy", "indices", "edss_regression")
 REFERENCE_METHOD = "other_subjects"
 
 
