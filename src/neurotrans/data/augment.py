@@ -1,0 +1,131 @@
+"""Spatial augmentation of dataset items: random parameters, then a deterministic transform.
+
+Each random transform samples its parameters (from a ``torch.Generator`` if given, else
+torch's global generator, which the DataLoader seeds per worker) and calls a plain
+deterministic function, so any augmentation can be replayed from its parameters (TorchIO
+style). The same geometry is applied to ``input``, ``target`` and ``mask`` (the mask by
+nearest neighbour), for 2D items ``(C, H, W)`` and 3D items ``(C, D, H, W)`` alike.
+
+References:
+    CF-SAGAN (rotation and scaling augmentation of 3D patches); TorchIO (Perez-Garcia et al., 2021).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+SPATIAL_KEYS = ("input", "target", "mask")
+
+
+def flip(item: dict[str, Any], axes: Sequence[int]) -> dict[str, Any]:
+    """Flip the spatial ``axes`` (0 = first spatial axis) of every image in ``item``."""
+    out = dict(item)
+    for k in SPATIAL_KEYS:
+        if k in item and axes:
+            out[k] = torch.flip(item[k], dims=[a + 1 for a in axes])
+    return out
+
+
+def _rotation(angles: Sequence[float], dims: int) -> torch.Tensor:
+    if dims == 2:
+        (a,) = angles
+        return torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    rot = torch.eye(3)
+    for axis, a in enumerate(angles):  # rotations about the first, second, third spatial axis in turn
+        c, s = math.cos(a), math.sin(a)
+        i, j = [d for d in range(3) if d != axis]
+        r = torch.eye(3)
+        r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+        rot = r @ rot
+    return rot
+
+
+def rotate_scale(item: dict[str, Any], angles: Sequence[float], scale: float) -> dict[str, Any]:
+    """Rotate by ``angles`` (radians; one in 2D, three in 3D) and zoom by ``scale`` about the centre.
+
+    Images are resampled bilinearly/trilinearly with zeros outside, the mask by nearest
+    neighbour. Uses ``torch.nn.functional.affine_grid`` (normalised coordinates).
+    """
+    ref = item["input"]
+    dims = ref.dim() - 1
+    if len(angles) != (1 if dims == 2 else 3):
+        raise ValueError(f"{dims}D items take {1 if dims == 2 else 3} angle(s), got {len(angles)}")
+    # output voxel p samples the input at R^T p / scale, so the content turns by +angle (as torch.rot90)
+    matrix = _rotation(angles, dims).T / float(scale)
+    # affine_grid orders coordinates (x = last axis, ...): reverse the axes of the matrix
+    perm = list(reversed(range(dims)))
+    theta = torch.zeros(1, dims, dims + 1)
+    theta[0, :, :dims] = matrix[perm][:, perm]
+    size = (1, 1, *ref.shape[1:])
+    grid = F.affine_grid(theta, list(size), align_corners=False)
+    out = dict(item)
+    for k in SPATIAL_KEYS:
+        if k in item:
+            x = item[k].float()[None]
+            mode = "nearest" if k == "mask" else "bilinear"
+            out[k] = F.grid_sample(x, grid.expand(1, *grid.shape[1:]), mode=mode, padding_mode="zeros",
+                                   align_corners=False)[0]
+    return out
+
+
+@dataclass(frozen=True)
+class RandomFlip:
+    """Flip each of ``axes`` with probability ``p``.
+
+    Args:
+        axes: spatial axes that may flip (e.g. ``(0,)``: left-right on axial/coronal slices).
+        p: flip probability per axis.
+    """
+
+    axes: tuple[int, ...] = (0,)
+    p: float = 0.5
+
+    def sample(self, generator: torch.Generator | None = None) -> dict[str, Any]:
+        draws = torch.rand(len(self.axes), generator=generator)
+        return {"axes": [a for a, d in zip(self.axes, draws.tolist(), strict=True) if d < self.p]}
+
+    def __call__(self, item: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Any]:
+        return flip(item, **self.sample(generator))
+
+
+@dataclass(frozen=True)
+class RandomRotateScale:
+    """Rotation by up to ``degrees`` and zoom within ``scales``, drawn uniformly.
+
+    Args:
+        degrees: maximum absolute angle per rotation axis, degrees.
+        scales: ``(low, high)`` zoom range.
+        spatial_dims: 2 (slices) or 3 (patches).
+    """
+
+    degrees: float = 10.0
+    scales: tuple[float, float] = (0.9, 1.1)
+    spatial_dims: int = 2
+
+    def sample(self, generator: torch.Generator | None = None) -> dict[str, Any]:
+        n = 1 if self.spatial_dims == 2 else 3
+        u = torch.rand(n + 1, generator=generator).tolist()
+        angles = [math.radians(self.degrees) * (2 * v - 1) for v in u[:n]]
+        lo, hi = self.scales
+        return {"angles": angles, "scale": lo + (hi - lo) * u[n]}
+
+    def __call__(self, item: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Any]:
+        return rotate_scale(item, **self.sample(generator))
+
+
+@dataclass(frozen=True)
+class Compose:
+    """Apply transforms in order (each samples its own parameters)."""
+
+    transforms: tuple[Any, ...]
+
+    def __call__(self, item: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Any]:
+        for t in self.transforms:
+            item = t(item, generator)
+        return item
