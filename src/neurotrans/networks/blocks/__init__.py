@@ -1,13 +1,22 @@
-"""Building blocks: conv units, residual blocks, U-Net levels, self-attention."""
+"""Building blocks: conv units, residual blocks, U-Net levels, self-attention, Glow steps."""
 
 from __future__ import annotations
 
 from neurotrans.networks.blocks.attention import SelfAttention
 from neurotrans.networks.blocks.conv import ConvBlock, ResidualBlock
+from neurotrans.networks.blocks.flow import (
+    ActNorm,
+    AffineCoupling,
+    FlowStep,
+    InvertibleConv,
+    squeeze,
+    unsqueeze,
+)
 from neurotrans.networks.blocks.residual import ResDown, ResUp
 from neurotrans.networks.blocks.sampling import DOWNSAMPLE, DecoderBlock, Downsample, EncoderBlock
 
 __all__ = [
     "DOWNSAMPLE", "ConvBlock", "DecoderBlock", "Downsample", "EncoderBlock", "ResDown", "ResUp",
-    "ResidualBlock", "SelfAttention",
+    "ResidualBlock", "SelfAttention", "ActNorm", "AffineCoupling", "FlowStep", "InvertibleConv",
+    "squeeze", "unsqueeze",
 ]  # fmt: skip
