@@ -49,14 +49,9 @@ def _layers(spatial_dims: int):
 @pytest.mark.parametrize("spatial_dims", [2, 3])
 def test_inverse_is_exact_and_logdet_matches_autograd_jacobian(spatial_dims):
     size = (3, 2, 2) if spatial_dims == 3 else (3, 2)
-    for layer in _layers(spatial_dims):
-        c = (
-            5
-            if isinstance(layer, AffineCoupling) and layer.n_a == 2 and layer.scale == "exp"
-            else 4
-        )
-        needs_cond = isinstance(layer, AffineCoupling) and layer.cond_channels
-        cond = torch.randn(1, 2, *size, dtype=torch.double) if needs_cond else None
+    for layer, c, c_cond in _layers(spatial_dims):
+        needs_cond = c_cond > 0
+        cond = torch.randn(1, c_cond, *size, dtype=torch.double) if needs_cond else None
         x = torch.randn(1, c, *size, dtype=torch.double)
         layer.train()
         layer(x, cond) if needs_cond else layer(x)  # actnorm's data-dependent init
