@@ -144,3 +144,4 @@ def test_mean_std_rounding():
     assert mean_std(1234.0, 56.0) == ("1234 &plusmn; 56", 0)
     # the evaluation writes a NaN std when a PSNR is infinite: the mean alone is shown
     assert mean_std(float("inf"), float("nan"))[0] == "inf"
+    assert mean_std(1.0, 3e-9) == ("1 &plusmn; 3e-09", None)

@@ -145,6 +145,13 @@ def _montage_figures(run: RunData, subjects: list[str] | None, notes: list[str])
     return out
 
 
+def _regional_units(run: RunData) -> str:
+    # regional means are in original units (SUVR/DVR for PET) as conventions.json records
+    units = (run.conventions or {}).get("units")
+    original = units.get("original") if isinstance(units, dict) else None
+    return str(original.get("quantity", "")) if isinstance(original, dict) else ""
+
+
 def render_figures(run: RunData, subjects: list[str] | None = None,
                    notes: list[str] | None = None) -> list[FigureItem]:
     """Every figure of the report, rendered to PNG bytes.
@@ -173,10 +180,11 @@ def render_figures(run: RunData, subjects: list[str] | None = None,
         add("montages", name, fig, caption)
     regional = run.tables.get("regional")
     if regional is not None and len(regional):
-        add("regional", "regional_bars.png", regional_bars(regional),
+        units = _regional_units(run)
+        add("regional", "regional_bars.png", regional_bars(regional, units=units),
             "Mean over subjects of the real and synthetic regional means, for the 20 regions with the largest "
             "mean absolute error (evaluation/regional.tsv).")
-        add("regional", "bland_altman.png", bland_altman(regional),
+        add("regional", "bland_altman.png", bland_altman(regional, units=units),
             "Bland-Altman plot of regional means (one point per subject and region): bias and 95 % limits of "
             "agreement (bias +- 1.96 SD).")
     else:

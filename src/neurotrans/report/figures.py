@@ -105,7 +105,8 @@ def bland_altman(regional: pd.DataFrame, units: str = "") -> Figure:
                            (high, "--", f"+1.96 SD {high:.3g}")):
         ax.axhline(y, color="black", linestyle=style, linewidth=1)
         ax.annotate(text, (1.0, y), xycoords=("axes fraction", "data"), xytext=(-4, 3),
-                    textcoords="offset points", ha="right", fontsize=8)
+                    textcoords="offset points", ha="right", fontsize=8,
+                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
     suffix = f" ({units})" if units else ""
     ax.set_xlabel(f"mean of real and synthetic{suffix}")
     ax.set_ylabel(f"synthetic - real{suffix}")

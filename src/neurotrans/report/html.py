@@ -123,15 +123,25 @@ def _kv_table(items: dict) -> str:
     return f"<table class=\"kv\"><tbody>{''.join(rows)}</tbody></table>"
 
 
-def mean_std(mean: float, std: float) -> tuple[str, int]:
-    """``"mean +- std"`` with both rounded to the second significant digit of the std."""
+def mean_std(mean: float, std: float) -> tuple[str, int | None]:
+    """``"mean +- std"`` with both rounded to the second significant digit of the std.
+
+    Returns:
+        The text and the number of decimals used (``None``: 4 significant digits, for a
+        zero, negligible or missing std), so that min and max can be written alike.
+    """
     if not math.isfinite(std) or not math.isfinite(mean):
         # the evaluation writes NaN std when a value is infinite (identical images): show the mean only
-        return fmt(float(mean)), 4
-    if std <= 0:
-        return f"{fmt(float(mean))} &plusmn; 0", 4
-    decimals = min(max(0, 1 - math.floor(math.log10(std))), 8)
+        return fmt(float(mean)), None
+    if std <= 1e-6 * max(abs(mean), 1.0):
+        # no spread worth writing (e.g. Pearson r of 1 up to rounding): do not print 8 zeros
+        return f"{fmt(float(mean))} &plusmn; {std:.1g}", None
+    decimals = max(0, 1 - math.floor(math.log10(std)))
     return f"{mean:.{decimals}f} &plusmn; {std:.{decimals}f}", decimals
+
+
+def _fixed(value: float, decimals: int | None) -> str:
+    return fmt(float(value)) if decimals is None or not math.isfinite(value) else f"{value:.{decimals}f}"
 
 
 def summary_tables(summary: pd.DataFrame) -> dict[str, str]:
@@ -158,8 +168,8 @@ def summary_tables(summary: pd.DataFrame) -> dict[str, str]:
                     continue
                 r = hit.iloc[0]
                 text, dec = mean_std(float(r["mean"]), float(r["std"]))
-                cells.append(f'<td class="num">{text}<br><span class="range">[{float(r["min"]):.{dec}f}, '
-                             f'{float(r["max"]):.{dec}f}]</span></td>')
+                cells.append(f'<td class="num">{text}<br><span class="range">[{_fixed(r["min"], dec)}, '
+                             f'{_fixed(r["max"], dec)}]</span></td>')
                 n = fmt(r["n"].item() if hasattr(r["n"], "item") else r["n"])
             rows.append(f"<tr><th>{escape(method)}</th>{''.join(cells)}<td class=\"num\">{n}</td></tr>")
         parts[f"{scope}/{units}"] = (f"<table><thead><tr><th>method</th>{head}<th>n</th></tr></thead>"
