@@ -1,0 +1,188 @@
+"""Cohort ``ms``: multiple sclerosis patients and controls, multi-sequence MRI and [11C]PIB DVR.
+
+Patients have WM lesions whose voxels carry a myelin fraction; between t0 and t1 (1-4
+months) each patient's voxels demyelinate and remyelinate at patient-specific rates.
+PIB DVR follows myelin; MTR and RD follow it only partly (other tissue factors, and
+inflammation also lowers MTR), so the translation is hard, as in the thesis. EDSS depends
+on the remyelination rate (negatively) and not on the demyelination rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from neurotrans.phantom.anatomy import (
+    FWHM_TO_SIGMA,
+    Template,
+    atrophy,
+    random_warp,
+    smooth_noise,
+    uniform_field,
+)
+from neurotrans.phantom.lesions import draw_lesions
+from neurotrans.phantom.mri import STRUCTURAL, structural_mri
+from neurotrans.phantom.subject import SimulatedSession, SimulatedSubject
+
+PATIENTS_PER_CONTROL = 18 / 10  # thesis cohort: 18 patients, 10 healthy controls
+AGE_RANGE = (20.0, 45.0)
+NAWM_MYELIN = 0.98  # normal-appearing WM: nearly normal myelin (NAWM ~ control WM)
+NORMAL_MYELIN = 0.85  # below: a demyelinated lesion voxel in the dynamics
+PIB_FWHM_MM = 4.0
+PIB_NOISE = 0.04
+REMYELINATION_RATE = (0.02, 0.35)  # per month, log-uniform
+DEMYELINATION_RATE = (0.01, 0.20)  # per month, log-uniform
+
+
+def assign_groups(rng: np.random.Generator, n: int) -> list[str]:
+    """``MS`` and ``HC`` in the thesis proportions (18:10), in random order, at least one of each."""
+    n_ms = int(round(n * PATIENTS_PER_CONTROL / (1 + PATIENTS_PER_CONTROL)))
+    n_ms = min(max(n_ms, 1), n - 1)
+    groups = ["MS"] * n_ms + ["HC"] * (n - n_ms)
+    rng.shuffle(groups)
+    return groups
+
+
+def _loguniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]))))
+
+
+def _lesion_myelin(rng: np.random.Generator, tpl: Template, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Myelin fraction and inflammation of every lesion voxel at t0 (template space)."""
+    n = int(labels.max())
+    patient_mean = float(rng.uniform(0.15, 0.65))  # how demyelinated this patient's lesions are
+    per_lesion = np.clip(patient_mean + 0.2 * rng.standard_normal(n + 1), 0.05, 1.0)
+    active = rng.random(n + 1) < 0.25
+    infl_lesion = np.where(active, rng.uniform(0.3, 1.0, n + 1), 0.0)
+    per_lesion[0], infl_lesion[0] = NAWM_MYELIN, 0.0
+    field = smooth_noise(rng, tpl.grid.shape, tpl.voxel_mm, 6.0)[0]
+    myelin = per_lesion[labels].astype(np.float32)
+    inside = labels > 0
+    myelin[inside] = np.clip(myelin[inside] + 0.15 * field[inside], 0.02, 1.0)
+    return myelin, infl_lesion[labels].astype(np.float32), patient_mean
+
+
+def _follow_up(rng: np.random.Generator, tpl: Template, labels: np.ndarray, myelin0: np.ndarray,
+               p_remyelinate: float, p_demyelinate: float) -> np.ndarray:
+    """Myelin at t1: spatially coherent patches of lesion voxels remyelinate or demyelinate."""
+    shape, vs = tpl.grid.shape, tpl.voxel_mm
+    u_r, u_d, level = (uniform_field(rng, shape, vs, 10.0) for _ in range(3))
+    inside = labels > 0
+    remyel = inside & (myelin0 < NORMAL_MYELIN) & (u_r < p_remyelinate)
+    demyel = inside & (myelin0 >= 0.7) & (u_d < p_demyelinate) & ~remyel
+    myelin1 = myelin0.copy()
+    myelin1[remyel] = 0.9 + 0.1 * level[remyel]
+    myelin1[demyel] = 0.15 + 0.4 * level[demyel]
+    return myelin1
+
+
+def _imaging(rng: np.random.Generator, tpl: Template, t: dict[str, np.ndarray], myelin: np.ndarray,
+             infl: np.ndarray, factors: np.ndarray) -> dict[str, np.ndarray]:
+    """All modalities of one session from warped tissue maps and the session's myelin."""
+    gm, wm, csf, brain, lesion, wm_tpl = t["gm"], t["wm"], t["csf"], t["brain"], t["lesion"], t["wm_tpl"]
+    vs = tpl.voxel_mm
+    shape = brain.shape
+    # what MTR and diffusion see: myelin plus other tissue factors (axons, water), not myelin alone
+    m_mtr = myelin + 0.12 * factors[0]
+    m_dti = myelin + 0.12 * factors[1]
+
+    def noise(sigma: float) -> np.ndarray:
+        return np.float32(sigma) * rng.standard_normal(shape, dtype=np.float32)
+
+    out: dict[str, np.ndarray] = {}
+    for contrast in STRUCTURAL:
+        out[contrast] = structural_mri(contrast, rng, gm, wm, csf, brain, vs, lesion=lesion, myelin=myelin,
+                                       inflammation=infl)
+    out["MTR"] = (csf * 8.0 + gm * 36.0 + wm * (30.0 + 16.0 * m_mtr - 8.0 * infl) + noise(1.2)) * brain
+    fa_wm = (0.25 + 0.3 * wm_tpl**2) * (0.6 + 0.4 * m_dti) * (1.0 - 0.2 * infl)
+    out["DTI_FA"] = np.clip(csf * 0.05 + gm * 0.15 + wm * fa_wm + noise(0.02), 0.0, 1.0) * brain
+    out["DTI_RD"] = np.clip(csf * 2.8e-3 + gm * 0.75e-3 + wm * (0.45e-3 + 0.5e-3 * (1.0 - m_dti) + 0.3e-3 * infl)
+                            + noise(0.03e-3), 0.0, None) * brain
+    out["DTI_AD"] = np.clip(csf * 3.0e-3 + gm * 0.95e-3 + wm * (1.25e-3 + 0.25e-3 * infl - 0.15e-3 * (1.0 - m_dti))
+                            + noise(0.04e-3), 0.0, None) * brain
+    dvr = csf * 0.55 + gm * 1.05 + wm * (0.75 + 0.9 * myelin)
+    dvr = ndimage.gaussian_filter(dvr, PIB_FWHM_MM * FWHM_TO_SIGMA / vs)
+    pet_noise = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), 1.5 / vs)
+    pet_noise *= np.float32(PIB_NOISE / max(float(pet_noise.std()), 1e-6))
+    out["PIB"] = (dvr + pet_noise) * brain
+    return {k: v.astype(np.float32) for k, v in out.items()}
+
+
+def simulate_ms_subject(rng: np.random.Generator, tpl: Template, group: str) -> SimulatedSubject:
+    """One subject of cohort ``ms``: sessions t0 and t1 (patients) or t0 (controls).
+
+    Args:
+        rng: the subject's own generator.
+        tpl: template anatomy on the output grid.
+        group: ``MS`` or ``HC``.
+
+    References:
+        PHANTOM.md (cohort ms); thesis ch. 4 (PIB DVR, t0/t1, indices, EDSS, Table 4.3);
+        Bodini et al., Ann Neurol 2016.
+    """
+    vs = tpl.voxel_mm
+    patient = group == "MS"
+    age = float(rng.uniform(*AGE_RANGE))
+    sex = str(rng.choice(["F", "M"], p=[0.65, 0.35] if patient else [0.5, 0.5]))
+    gm_rate = float(rng.uniform(0.002, 0.004)) + (0.002 if patient else 0.0)
+    gm_t, wm_t, csf_t = atrophy(tpl, 1.0 - gm_rate * max(age - 25.0, 0.0), 0.03 * (age - 20.0) + (1.5 if patient else 0.0))
+
+    participant: dict[str, float | int | str] = {"age": round(age, 1), "sex": sex, "group": group}
+    shape = tpl.grid.shape
+    if patient:
+        wm_fraction = float(rng.uniform(0.001, 0.02))
+        labels = draw_lesions(rng, tpl, wm_fraction)
+        myelin0_t, infl0_t, patient_mean = _lesion_myelin(rng, tpl, labels)
+        months = float(rng.uniform(1.0, 4.0))
+        rho = _loguniform(rng, REMYELINATION_RATE)
+        delta = _loguniform(rng, DEMYELINATION_RATE)
+        myelin1_t = _follow_up(rng, tpl, labels, myelin0_t, 1.0 - np.exp(-rho * months),
+                               1.0 - np.exp(-delta * months))
+        infl1_t = infl0_t * np.float32(np.exp(-months / 3.0))
+    else:
+        labels = np.zeros(shape, dtype=np.int16)
+        myelin0_t = np.ones(shape, dtype=np.float32)
+        infl0_t = np.zeros(shape, dtype=np.float32)
+
+    warp = random_warp(rng, tpl)
+    gm, wm, csf = (warp.apply(m) for m in (gm_t, wm_t, csf_t))
+    brain = (gm + wm + csf) > 0.5
+    lesion_frac = np.minimum(warp.apply((labels > 0).astype(np.float32)), wm)
+    lesions = (lesion_frac >= 0.5) & brain
+    nawm = (wm > 0.5) & ~lesions & brain
+    tissue = {"gm": gm, "wm": wm, "csf": csf, "brain": brain, "lesion": lesion_frac, "wm_tpl": warp.apply(tpl.wm)}
+    factors = smooth_noise(rng, shape, vs, 5.0, n=2)  # the same tissue in both sessions
+    wm_any = (wm > 0.05) & brain
+
+    def session(name: str, age_s: float, months_s: float, myelin_t: np.ndarray, infl_t: np.ndarray) -> SimulatedSession:
+        myelin = np.clip(warp.apply(myelin_t), 0.0, 1.0)
+        myelin[~wm_any] = 0.0
+        infl = warp.apply(infl_t)
+        images = _imaging(rng, tpl, tissue, myelin, infl, factors)
+        images["latent_myelin"] = myelin.astype(np.float32)
+        return SimulatedSession(name, round(age_s, 2), {"months": round(months_s, 2)}, images)
+
+    sessions = [session("t0", age, 0.0, myelin0_t, infl0_t)]
+    voxel_ml = vs**3 / 1000.0
+    if patient:
+        sessions.append(session("t1", age + months / 12.0, months, myelin1_t, infl1_t))
+        # EDSS: worse with less remyelination, independent of the demyelination rate (thesis Table 4.3)
+        edss_raw = (3.0 - 1.3 * (np.log(rho) - np.log(0.084)) + 0.04 * (age - 33.0)
+                    + 15.0 * wm_fraction + 0.5 * rng.standard_normal())
+        edss = float(np.clip(np.round(edss_raw * 2.0) / 2.0, 0.0, 8.0))
+        participant.update({
+            "EDSS": edss, "remyelination_rate": round(rho, 5), "demyelination_rate": round(delta, 5),
+            "interval_months": round(months, 2), "lesion_load_ml": round(float(lesions.sum()) * voxel_ml, 3),
+            "n_lesions": int(labels.max()), "lesion_wm_fraction": round(wm_fraction, 5),
+            "mean_lesion_myelin": round(patient_mean, 4),
+        })
+    else:
+        participant.update({"EDSS": 0.0, "remyelination_rate": "n/a", "demyelination_rate": "n/a",
+                            "interval_months": "n/a", "lesion_load_ml": 0.0, "n_lesions": 0,
+                            "lesion_wm_fraction": 0.0, "mean_lesion_myelin": "n/a"})
+    participant.update({"head_scale": round(warp.scale, 4), "deformation_rms_mm": round(warp.rms_mm, 3)})
+    for s in sessions:
+        s.covariates = {"EDSS": participant["EDSS"], **s.covariates}
+    masks = {"brainmask": brain.astype(np.uint8), "GM": gm * brain, "WM": wm * brain, "CSF": csf * brain,
+             "lesions": lesions.astype(np.uint8), "NAWM": nawm.astype(np.uint8)}
+    return SimulatedSubject(participant, masks, sessions)
