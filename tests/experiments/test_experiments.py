@@ -1,0 +1,62 @@
+"""Experiment glue: demo summary from an evaluation, comparison table, real-data manifest."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from neurotrans.errors import InputError
+from neurotrans.experiments.compare_fdg import format_table, table
+from neurotrans.experiments.demo import run_demo, summary_from_evaluation
+from neurotrans.experiments.realdata import realdata_manifest
+from neurotrans.io.manifest import read_manifest
+
+
+def _summary_rows(method, units, mae, psnr, ssim):
+    return [{"method": method, "scope": "volume", "units": units, "metric": m, "mean": v, "std": 0.1, "min": v,
+             "max": v, "n": 8} for m, v in (("mae", mae), ("psnr", psnr), ("ssim", ssim))]
+
+
+def test_demo_summary_prefers_original_units(tmp_path):
+    rows = (_summary_rows("pix2pix", "original", 0.1, 25.0, 0.9) + _summary_rows("other_subjects", "original",
+                                                                                  0.2, 20.0, 0.8)
+            + _summary_rows("pix2pix", "normalised", 0.05, 30.0, 0.95)
+            + [{**r, "scope": "mid_axial", "mean": -1.0} for r in _summary_rows("pix2pix", "original", 0, 0, 0)])
+    pd.DataFrame(rows).to_csv(tmp_path / "summary.tsv", sep="\t", index=False)
+    s = summary_from_evaluation(tmp_path, "pix2pix")
+    assert s == {"units": "original", "test": {"mae": 0.1, "psnr": 25.0, "ssim": 0.9},
+                 "reference_other_subjects": {"mae": 0.2, "psnr": 20.0, "ssim": 0.8}}
+
+
+def test_demo_refuses_to_overwrite(tmp_path):
+    (tmp_path / "summary.json").write_text("{}")
+    with pytest.raises(InputError, match="overwrite"):
+        run_demo(tmp_path, minutes=0.01)
+    with pytest.raises(InputError, match="subjects"):
+        run_demo(tmp_path / "new", subjects=3)
+
+
+def test_comparison_table_mean_and_std(tmp_path):
+    runs = {}
+    for name, method, maes in (("a", "supervised", [1.0, 2.0, 3.0]), ("b", "pix2pix", [2.0, 2.0, 2.0])):
+        run = tmp_path / name
+        (run / "evaluation").mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"method": method}))
+        rows = [{"subject": f"s{i}", "method": m, "scope": "volume", "units": "original", "mae": v if m == method
+                 else 5.0, "psnr": 20.0 + i, "ssim": 0.5} for i, v in enumerate(maes) for m in (method, "other_subjects")]
+        pd.DataFrame(rows).to_csv(run / "evaluation" / "per_subject.tsv", sep="\t", index=False)
+        runs[name] = run
+    df = table(runs)
+    assert list(df["model"]) == ["a", "other_subjects", "b"]
+    a = df.iloc[0]
+    assert a["mae_mean"] == pytest.approx(2.0) and a["mae_std"] == pytest.approx(1.0) and a["n"] == 3
+    assert df.iloc[1]["mae_mean"] == 5.0 and df.iloc[2]["mae_std"] == 0.0
+    assert "| a | 3 | 2.0000 +- 1.0000 | 21.00 +- 1.00 |" in format_table(df)
+
+
+def test_realdata_manifest(realdata, tmp_path):
+    man = read_manifest(realdata_manifest(realdata, tmp_path))
+    assert len(man) == 3 and {"T1w", "T2w", "FLAIR"} <= set(man.image_columns)
+    assert all(man.path(i, "FLAIR").is_file() for i in range(len(man)))
