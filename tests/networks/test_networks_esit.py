@@ -47,3 +47,28 @@ def test_wrong_number_of_channels_is_a_clear_error():
     net = ESIT(2)
     with pytest.raises(ValueError, match="3 tissue \\+ 3 coordinate"):
         net(torch.zeros(1, 4, 16, 16))
+
+
+def test_learns_a_region_dependent_mapping_with_attention_splitting_the_regions():
+    """Toy brain: left half PET = 2 GM, right half PET = 0.5 WM + 0.3; 100 Adam steps."""
+    torch.manual_seed(0)
+    size = 16
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    coords = torch.stack([xx, yy, torch.zeros_like(xx)])[None].expand(4, -1, -1, -1)
+    tissue = torch.rand(4, 3, size, size)
+    target = torch.where(xx > 0, 2 * tissue[:, 0], 0.5 * tissue[:, 1] + 0.3)[:, None]
+    x = torch.cat([tissue, coords], dim=1)
+    net = ESIT(2, n_regions=4, features=(16, 16), tissue_features=(16,))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(100):
+        opt.zero_grad()
+        loss = (net(x) - target).abs().mean()
+        loss.backward()
+        opt.step()
+    baseline = (target - target.mean()).abs().mean()
+    assert loss.item() < 0.3 * baseline.item()
+    _, maps = net(x, return_maps=True)
+    a = maps["attention"]
+    left, right = a[..., xx <= 0].mean(-1), a[..., xx > 0].mean(-1)
+    # L1 distance between the mean attention of the two halves: 0 = same regions, 2 = disjoint
+    assert ((left - right).abs().sum(dim=1) > 1.0).all()
