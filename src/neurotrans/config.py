@@ -332,6 +332,18 @@ def load_config(path_or_name: str | Path | Mapping[str, Any] | Config, overrides
         path_or_name: YAML path, packaged name (``pix2pix_axial_fdg``), a mapping or a Config.
         overrides: ``["trainer.max_steps=50", "data.manifest=/tmp/fdg40/manifest.tsv"]``.
     """
+    from neurotrans.errors import InputError
+
+    source = path_or_name if isinstance(path_or_name, (str, Path)) else "config"
+    try:
+        return _load_config(path_or_name, overrides)
+    except InputError:
+        raise
+    except ValueError as err:  # unknown keys and bad values: one clear error for the CLI
+        raise InputError(source, str(err), "fix that key or value in the YAML file or the --set override") from None
+
+
+def _load_config(path_or_name: str | Path | Mapping[str, Any] | Config, overrides: Iterable[str]) -> Config:
     if isinstance(path_or_name, Config):
         values = path_or_name.to_dict()
     elif isinstance(path_or_name, Mapping):
