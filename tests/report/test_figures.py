@@ -96,9 +96,17 @@ def test_montage_identical_for_any_storage_order(marked, rng):
     assert images_ras[1].get_clim() == images_ras[2].get_clim()
 
 
-def test_montage_rejects_mismatched_grids(marked):
+def test_montage_rejects_mismatched_grids_and_bad_centre(marked):
     with pytest.raises(ValueError, match="shape"):
         montage({}, marked, marked[:-1], RAS_AFFINE)
+    with pytest.raises(ValueError, match="outside"):
+        montage({}, marked, marked, RAS_AFFINE, centre=(0, 0, SHAPE[2]))
+
+
+def test_montage_at_a_chosen_slice(marked):
+    fig = montage({}, marked, marked, RAS_AFFINE, centre=(1, 2, 3))
+    axial = fig.axes[0].images[0].get_array()
+    np.testing.assert_array_equal(axial, marked[:, :, 3].T)
 
 
 def test_centre_of_mass_matches_weighted_mean(rng):
@@ -163,6 +171,14 @@ def test_boxplots_report_infinite_values():
     psnr_ax = fig.axes[1]
     assert any("2 infinite" in t.get_text() for t in psnr_ax.texts)
     assert np.isfinite(psnr_ax.get_ylim()).all()
+
+
+def test_text_from_files_is_not_mathtext(rng):
+    rows = [{"subject": f"s{i}", "method": m, "scope": "volume", "units": "normalised", "mae": rng.random()}
+            for i in range(4) for m in ("net$1", "a$b$c")]
+    fig = metric_boxplots(pd.DataFrame(rows), metrics=("mae",))
+    fig.canvas.draw()  # mathtext would fail on "$1" or render "b" in italics
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [r"net\$1", r"a\$b\$c"]
 
 
 def test_training_curves_split_losses_and_validation():

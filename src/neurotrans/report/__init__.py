@@ -96,7 +96,8 @@ def choose_subjects(run: RunData, subjects: list[str] | None = None) -> list[tup
     return out
 
 
-def _montage_figures(run: RunData, subjects: list[str] | None, notes: list[str]) -> list[tuple[str, Figure, str]]:
+def _montage_figures(run: RunData, subjects: list[str] | None, notes: list[str],
+                     centre: tuple[int, int, int] | None = None) -> list[tuple[str, Figure, str]]:
     chosen = choose_subjects(run, subjects)
     target = run.target
     if run.manifest is None or target is None:
@@ -136,11 +137,12 @@ def _montage_figures(run: RunData, subjects: list[str] | None, notes: list[str])
             continue
         title = f"{label}: {key}" + (f", MAE {mae:.3g}" if mae is not None else "")
         fig = montage(vols, real.data, np.nan_to_num(synthetic.data), real.affine, target=target, mask=mask,
-                      title=title)
+                      title=title, centre=centre)
         caption = (f"{label}: subject {key}. Columns: inputs, real and synthetic {target} (one grey scale, "
                    "0.5-99.5th percentile of the real image) and |synthetic - real| (own colour scale"
                    f"{', inside the brain mask' if mask is not None else ''}); rows: axial (anterior up), coronal and "
-                   "sagittal (superior up) slices through the centre of mass, subject's right on the right.")
+                   f"sagittal (superior up) slices through {'the chosen voxel' if centre else 'the centre of mass'}, "
+                   "subject's right on the right.")
         out.append((f"montage_{n + 1}_{_safe(key)}.png", fig, caption))
     return out
 
@@ -152,14 +154,15 @@ def _regional_units(run: RunData) -> str:
     return str(original.get("quantity", "")) if isinstance(original, dict) else ""
 
 
-def render_figures(run: RunData, subjects: list[str] | None = None,
-                   notes: list[str] | None = None) -> list[FigureItem]:
+def render_figures(run: RunData, subjects: list[str] | None = None, notes: list[str] | None = None,
+                   centre: tuple[int, int, int] | None = None) -> list[FigureItem]:
     """Every figure of the report, rendered to PNG bytes.
 
     Args:
         run: the run folder's contents.
         subjects: subjects for the montages (default best, median, worst by test MAE).
         notes: list that receives one line per figure left out.
+        centre: montage slices as voxel indices in RAS order; default each subject's centre of mass.
     """
     notes = notes if notes is not None else []
     items: list[FigureItem] = []
@@ -176,7 +179,7 @@ def render_figures(run: RunData, subjects: list[str] | None = None,
             f"Metrics per subject, {str(scope).replace('_', ' ')}, {units} units: box = quartiles, line = median, "
             "whiskers = 1.5 IQR" + ("; grey = each test image against the training subjects' images." if has_ref
                                     else "."), group=f"{scope}/{units}")
-    for name, fig, caption in _montage_figures(run, subjects, notes):
+    for name, fig, caption in _montage_figures(run, subjects, notes, centre):
         add("montages", name, fig, caption)
     regional = run.tables.get("regional")
     if regional is not None and len(regional):
@@ -197,13 +200,16 @@ def render_figures(run: RunData, subjects: list[str] | None = None,
     return items
 
 
-def build_report(run_dir: str | Path, subjects: list[str] | None = None) -> Path:
+def build_report(run_dir: str | Path, subjects: list[str] | None = None,
+                 centre: tuple[int, int, int] | None = None) -> Path:
     """Write ``RUN/report/report.html`` and ``RUN/report/figures/*.png`` for a run folder.
 
     Args:
         run_dir: run folder with ``evaluation/`` (from `neurotrans evaluate`).
         subjects: subjects (ids or ``subject_session``) shown in the montages; default the
             best, median and worst test subject by MAE.
+        centre: montage slices as ``(x, y, z)`` voxel indices of the volume reordered to RAS;
+            default each subject's intensity centre of mass.
 
     Returns:
         Path of the HTML page.
@@ -213,7 +219,7 @@ def build_report(run_dir: str | Path, subjects: list[str] | None = None) -> Path
     """
     run = load_run(run_dir)
     notes = list(run.notes)
-    figures = render_figures(run, subjects, notes)
+    figures = render_figures(run, subjects, notes, centre)
     out = Path(run_dir) / "report"
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)

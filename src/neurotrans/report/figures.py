@@ -21,6 +21,11 @@ REFERENCE_LABEL = "other subjects\n(reference)"
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 
 
+def plain(text: object) -> str:
+    """Text from a file, shown literally: a ``$`` would otherwise start matplotlib mathtext."""
+    return str(text).replace("$", r"\$")
+
+
 def method_order(methods: list[str] | np.ndarray) -> list[str]:
     """Methods in order of appearance, the other-subjects reference last."""
     unique = list(dict.fromkeys(str(m) for m in methods))
@@ -53,7 +58,7 @@ def metric_boxplots(per_subject: pd.DataFrame, scope: str = "volume", units: str
         if n_inf:
             ax.text(0.5, 0.98, f"{n_inf} infinite value(s) not drawn", transform=ax.transAxes, ha="center",
                     va="top", fontsize=7, color="#a31515")
-        labels = [REFERENCE_LABEL if m == REFERENCE_METHOD else m for m in methods]
+        labels = [REFERENCE_LABEL if m == REFERENCE_METHOD else plain(m) for m in methods]
         box = ax.boxplot(data, tick_labels=labels, patch_artist=True, widths=0.6,
                          medianprops={"color": "black", "gid": "median"}, flierprops={"markersize": 3})
         for patch, m in zip(box["boxes"], methods, strict=True):
@@ -63,7 +68,7 @@ def metric_boxplots(per_subject: pd.DataFrame, scope: str = "volume", units: str
         ax.tick_params(axis="x", labelsize=8, rotation=20 if len(methods) > 2 else 0)
         ax.grid(axis="y", alpha=0.3)
     n = rows["subject"].nunique() if "subject" in rows else len(rows)
-    fig.suptitle(f"{scope.replace('_', ' ')}, {units} units ({n} subjects)", fontsize=11)
+    fig.suptitle(plain(f"{scope.replace('_', ' ')}, {units} units ({n} subjects)"), fontsize=11)
     return fig
 
 
@@ -100,14 +105,14 @@ def bland_altman(regional: pd.DataFrame, units: str = "") -> Figure:
     groups = regional["group"].astype(str).to_numpy() if "group" in regional else np.full(len(regional), "")
     for i, g in enumerate(dict.fromkeys(groups)):
         sel = groups == g
-        ax.scatter(mean[sel], diff[sel], s=8, alpha=0.5, color=COLOURS[i % len(COLOURS)], label=g or None)
+        ax.scatter(mean[sel], diff[sel], s=8, alpha=0.5, color=COLOURS[i % len(COLOURS)], label=plain(g) or None)
     for y, style, text in ((bias, "-", f"bias {bias:.3g}"), (low, "--", f"-1.96 SD {low:.3g}"),
                            (high, "--", f"+1.96 SD {high:.3g}")):
         ax.axhline(y, color="black", linestyle=style, linewidth=1)
         ax.annotate(text, (1.0, y), xycoords=("axes fraction", "data"), xytext=(-4, 3),
                     textcoords="offset points", ha="right", fontsize=8,
                     bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
-    suffix = f" ({units})" if units else ""
+    suffix = f" ({plain(units)})" if units else ""
     ax.set_xlabel(f"mean of real and synthetic{suffix}")
     ax.set_ylabel(f"synthetic - real{suffix}")
     ax.set_title(f"Regional means: {regional['subject'].nunique()} subjects x {regional['region'].nunique()} regions",
@@ -140,8 +145,8 @@ def regional_bars(regional: pd.DataFrame, n_regions: int = 20, units: str = "") 
     y = np.arange(len(top))
     ax.barh(y + 0.2, top["real"], height=0.4, color=COLOURS[0], label="real")
     ax.barh(y - 0.2, top["synthetic"], height=0.4, color=COLOURS[1], label="synthetic")
-    ax.set_yticks(y, [str(r) for r in top.index], fontsize=8)
-    ax.set_xlabel(f"mean over subjects{f' ({units})' if units else ''}")
+    ax.set_yticks(y, [plain(r) for r in top.index], fontsize=8)
+    ax.set_xlabel(f"mean over subjects{f' ({plain(units)})' if units else ''}")
     ax.set_title(f"The {len(top)} regions with the largest mean absolute error", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
@@ -184,14 +189,14 @@ def training_curves(log: pd.DataFrame) -> Figure:
         for i, c in enumerate(columns):
             rows = log[["step", c]].dropna()
             marker = "o" if len(rows) < 30 else None
-            ax.plot(rows["step"], rows[c], label=str(c), color=COLOURS[i % len(COLOURS)], marker=marker,
+            ax.plot(rows["step"], rows[c], label=plain(c), color=COLOURS[i % len(COLOURS)], marker=marker,
                     markersize=3, linewidth=1.2)
         values = log[columns].to_numpy(dtype=float)
         finite = values[np.isfinite(values)]
         if len(columns) > 1 and finite.size and finite.min() > 0 and finite.max() / finite.min() > 30:
             ax.set_yscale("log")  # losses spanning decades read better on a log axis
         ax.set_xlabel("step")
-        ax.set_title(title, fontsize=10)
+        ax.set_title(plain(title), fontsize=10)
         if len(columns) > 1:
             ax.legend(fontsize=7)
         ax.grid(alpha=0.3)

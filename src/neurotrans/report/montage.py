@@ -13,6 +13,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy import ndimage
 
+from neurotrans.report.figures import plain
+
 PLANES = ("axial", "coronal", "sagittal")
 
 
@@ -114,6 +116,8 @@ def montage(inputs: dict[str, np.ndarray], real: np.ndarray, synthetic: np.ndarr
         error = error * (mask_r > 0)
     if centre is None:
         centre = centre_of_mass(real_r, mask_r)
+    if len(centre) != 3 or not all(0 <= c < n for c, n in zip(centre, real_r.shape, strict=True)):
+        raise ValueError(f"slice centre {tuple(centre)} is outside the RAS-ordered volume of shape {real_r.shape}")
     voxel = np.sqrt((ras_affine[:3, :3] ** 2).sum(axis=0))
 
     columns: list[tuple[str, np.ndarray, str, tuple[float, float]]] = [
@@ -132,7 +136,7 @@ def montage(inputs: dict[str, np.ndarray], real: np.ndarray, synthetic: np.ndarr
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(name, fontsize=9)
+                ax.set_title(plain(name), fontsize=9)
             if c == 0:
                 ax.set_ylabel(plane, fontsize=9)
             if plane in ("axial", "coronal"):
@@ -142,5 +146,5 @@ def montage(inputs: dict[str, np.ndarray], real: np.ndarray, synthetic: np.ndarr
             if c == len(columns) - 1:
                 fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02).ax.tick_params(labelsize=7)
     i, j, k = centre
-    fig.suptitle(f"{title}  (slices x={i}, y={j}, z={k} in RAS voxel order)".strip(), fontsize=10)
+    fig.suptitle(f"{plain(title)}  (slices x={i}, y={j}, z={k} in RAS voxel order)".strip(), fontsize=10)
     return fig
