@@ -70,3 +70,14 @@ def test_generator_gradient_pushes_logits_towards_real():
     logits = torch.zeros(1, 1, 3, 3, requires_grad=True)
     adversarial_loss(logits, True).backward()
     assert (logits.grad < 0).all()
+
+
+def test_generator_state_travels_in_state_dict_for_resume(tmp_path):
+    logits = torch.zeros(2, 1, 4, 4)
+    loss = AdversarialLoss("lsgan", real_range=(0.9, 1.0), fake_range=(0.0, 0.1), seed=3)
+    loss(logits, True)
+    torch.save(loss.state_dict(), tmp_path / "loss.pt")
+    expected = [loss(logits, True).item(), loss(logits, False).item()]
+    resumed = AdversarialLoss("lsgan", real_range=(0.9, 1.0), fake_range=(0.0, 0.1), seed=99)
+    resumed.load_state_dict(torch.load(tmp_path / "loss.pt", weights_only=True))
+    assert [resumed(logits, True).item(), resumed(logits, False).item()] == expected

@@ -77,7 +77,8 @@ class AdversarialLoss(nn.Module):
     Args:
         mode: ``"bce"`` or ``"lsgan"``.
         real_range, fake_range: label-smoothing ranges; (1, 1) and (0, 0) = none.
-        seed: seed of the generator drawing smoothed targets (reproducible runs).
+        seed: seed of the generator drawing smoothed targets (reproducible runs); the
+            generator's state is part of ``state_dict()`` so checkpoints resume it.
     """
 
     def __init__(
@@ -95,6 +96,13 @@ class AdversarialLoss(nn.Module):
         self.real_range = _check_range(real_range, "real_range")
         self.fake_range = _check_range(fake_range, "fake_range")
         self.generator = torch.Generator().manual_seed(seed)
+
+    def get_extra_state(self) -> dict[str, torch.Tensor]:
+        # the generator's position goes into state_dict so a resumed run draws the same targets
+        return {"generator": self.generator.get_state()}
+
+    def set_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["generator"])
 
     def forward(
         self, logits: torch.Tensor, target_is_real: bool, smooth: bool = True
