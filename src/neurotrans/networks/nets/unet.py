@@ -152,9 +152,12 @@ class UNet(nn.Module):
         )
 
     # -- pix2pix topology ---------------------------------------------------------------
-    def _build_pix2pix(self, c_in, c_out, feats, act, up_act, *, spatial_dims, norm, negative_slope,
-                       dropout, dropout_blocks, norm_after_activation, kernel_size, down_kernel_size,
-                       downsample) -> None:  # fmt: skip
+    def _build_pix2pix(
+        self, c_in: int, c_out: int, feats: tuple[int, ...], act: str, up_act: str, *,
+        spatial_dims: int, norm: str, negative_slope: float, dropout: float,
+        dropout_blocks: int | None, norm_after_activation: bool, kernel_size: int,
+        down_kernel_size: int, downsample: str,
+    ) -> None:  # fmt: skip
         depth, bias = len(feats), norm != "batch"
 
         def nrm(c: int) -> nn.Module:
@@ -201,9 +204,12 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(ups)
 
     # -- classic topology -----------------------------------------------------------------
-    def _build_classic(self, c_in, c_out, feats, act, up_act, *, spatial_dims, norm, negative_slope,
-                       dropout, dropout_blocks, norm_after_activation, kernel_size, down_kernel_size,
-                       downsample) -> None:  # fmt: skip
+    def _build_classic(
+        self, c_in: int, c_out: int, feats: tuple[int, ...], act: str, up_act: str, *,
+        spatial_dims: int, norm: str, negative_slope: float, dropout: float,
+        dropout_blocks: int | None, norm_after_activation: bool, kernel_size: int,
+        down_kernel_size: int, downsample: str,
+    ) -> None:  # fmt: skip
         depth = len(feats) - 1
         everywhere = dropout if dropout_blocks is None else 0.0
         kw = dict(kernel_size=kernel_size, norm=norm, negative_slope=negative_slope,
