@@ -15,6 +15,7 @@ from neurotrans.analysis.myelin import (
     demyelinated_map,
     distance_from_csf,
     myelin_indices,
+    roi_discrepancy,
 )
 from neurotrans.analysis.regional import regional_means, regional_summary, suvr
 from neurotrans.analysis.regression import encode_sex, ols
@@ -110,6 +111,9 @@ def test_myelin_indices_by_hand():
     assert res["global"] == pytest.approx(-0.25)
     assert res["dynamic_demyelination"] == 1 / 4 and res["dynamic_remyelination"] == 3 / 4
     assert res["remyelinating"].sum() == 3 and res["demyelinating"].sum() == 1
+    real, synth = np.arange(10.0), np.arange(10.0) + np.linspace(0, 1, 10)
+    assert roi_discrepancy(real, synth, les) == pytest.approx(abs(np.mean(real[:8] - synth[:8])))
+    assert np.isnan(roi_discrepancy(real, synth, np.zeros(10, bool)))
 
 
 def test_ols_matches_sklearn_and_hand(rng):

@@ -34,7 +34,9 @@ def classify(features: np.ndarray, labels: np.ndarray, subjects: np.ndarray | No
              positive: str = "AD", folds: int = 5, seed: int = 0) -> DiagnosisResult:
     """Out-of-fold predictions of an RBF SVM, folds split by subject (no subject in two folds).
 
-    Features are standardised inside each training fold (no test information leaks).
+    Features are standardised inside each training fold (no test information leaks). Classes
+    are weighted inversely to their size (``class_weight='balanced'``): with unequal groups an
+    unweighted SVM on few subjects tends to predict the majority group for everyone.
 
     Args:
         features: regional means, shape ``(N, R)``: N scans, R regions.
