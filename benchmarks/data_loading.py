@@ -13,7 +13,10 @@ loader keeps up with that network.
 
 Usage::
 
-    python benchmarks/data_loading.py [--subjects 8] [--batches 20] [--workers 0 2] [--device cpu]
+    python benchmarks/data_loading.py [--subjects 8] [--batches 20] [--workers 0 2] [--device cpu] [--cold]
+
+``--cold`` repeats each measurement right after evicting the cache files from the page
+cache (``posix_fadvise(DONTNEED)``), the situation of a cohort larger than RAM.
 """
 
 from __future__ import annotations
@@ -109,6 +112,16 @@ def time_loader(loader: DataLoader, n_batches: int) -> tuple[float, list[dict]]:
     return items / (time.perf_counter() - start), batches
 
 
+def evict_page_cache(folder: Path) -> None:
+    """Ask the kernel to drop the cached pages of the cache files (a cohort larger than RAM)."""
+    for f in folder.rglob("*.npy"):
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def time_network(net: nn.Module, batches: list[dict], device: torch.device) -> float:
     """Items/s of forward + L1 loss + backward + optimiser step on ``batches``."""
     opt = torch.optim.AdamW(net.parameters(), 1e-4)
@@ -137,6 +150,8 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--cold", action="store_true",
+                        help="also time each loader with the cache files evicted from the page cache")
     parser.add_argument("--workdir", type=Path, default=None, help="cohort + cache folder (default: a temp dir)")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -155,7 +170,7 @@ def main() -> None:
               f"written in {t1 - t0:.1f} s, cache filled in {t2 - t1:.1f} s ({size:.0f} MiB memory-mapped)")
         print(f"device: {device}, torch threads: {torch.get_num_threads()}, OMP_NUM_THREADS="
               f"{os.environ.get('OMP_NUM_THREADS', '-')}")
-        print(f"{'what':34s} {'workers':>7s} {'loader/s':>10s} {'net f+b/s':>10s} {'loader/net':>10s}")
+        print(f"{'what':34s} {'workers':>7s} {'cache':>5s} {'loader/s':>10s} {'net f+b/s':>10s} {'loader/net':>10s}")
         setups = [
             ("axial slices, 2.5D k=1", lambda: PairedSliceDataset(subjects, "axial", context=1), args.slice_batch, 2),
             ("three-plane slices (pad 145x145)", lambda: PairedSliceDataset(subjects, "all"), args.slice_batch, 2),
@@ -166,15 +181,18 @@ def main() -> None:
             ds = make()
             net_rate = None
             for workers in args.workers:
-                loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
-                                    pin_memory=device.type == "cuda", persistent_workers=False,
-                                    generator=torch.Generator().manual_seed(0))
-                rate, batches = time_loader(loader, args.batches)
-                if net_rate is None:
-                    net = TinyUNet(dims, in_channels=batches[0]["input"].shape[1]).to(device)
-                    net_rate = time_network(net, batches, device)
-                print(f"{name:34s} {workers:7d} {rate:10.1f} {net_rate:10.1f} {rate / net_rate:10.2f}")
-
+                for cold in (False, True) if args.cold else (False,):
+                    loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
+                                        pin_memory=device.type == "cuda", persistent_workers=False,
+                                        generator=torch.Generator().manual_seed(int(cold)))
+                    if cold:
+                        evict_page_cache(work / "cache")
+                    rate, batches = time_loader(loader, args.batches)
+                    if net_rate is None:
+                        net = TinyUNet(dims, in_channels=batches[0]["input"].shape[1]).to(device)
+                        net_rate = time_network(net, batches, device)
+                    print(f"{name:34s} {workers:7d} {'cold' if cold else 'warm':>5s} {rate:10.1f} "
+                          f"{net_rate:10.1f} {rate / net_rate:10.2f}")
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,7 @@ def test_cache_round_trip_is_memory_mapped_and_equal(cohort, tmp_path):
     ref = prepare_subject(cohort, 0, ["T1w", "coords"], "FDG", grid=None, normalisation=NORM)
     got = cached_subject(cohort, 0, ["T1w", "coords"], "FDG", cache_dir=cache, grid=None, normalisation=NORM)
     assert isinstance(got.inputs, np.memmap) and not got.inputs.flags.writeable
+    assert got.inputs.flags.f_contiguous  # axial slices are contiguous on disk
     np.testing.assert_array_equal(got.inputs, ref.inputs)
     np.testing.assert_array_equal(got.target, ref.target)
     np.testing.assert_array_equal(got.mask, ref.mask)

@@ -141,6 +141,7 @@ class PairedPatchDataset(Dataset):
         self.samples_per_volume = samples_per_volume
         self.seed, self.epoch = seed, 0
         self.transform = transform
+        self._centres: dict[int, np.ndarray] = {}
         if self.patch_size is None:
             self.index: list[tuple[int, tuple[int, ...] | None]] = [(s, None) for s in range(len(self.subjects))]
         elif samples_per_volume is not None:
@@ -156,13 +157,16 @@ class PairedPatchDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def _random_start(self, i: int, subject: PreparedSubject) -> tuple[int, ...]:
+    def _random_start(self, i: int, s_i: int) -> tuple[int, ...]:
+        subject = self.subjects[s_i]
         rng = np.random.default_rng((self.seed, self.epoch, i))
         size = np.array(self.patch_size)
         shape = np.array(subject.shape)
         if subject.mask is not None:
             # a random brain voxel as centre keeps patches off the empty background
-            flat = np.flatnonzero(np.asarray(subject.mask)[:: 2, :: 2, :: 2])
+            if s_i not in self._centres:
+                self._centres[s_i] = np.flatnonzero(np.asarray(subject.mask)[:: 2, :: 2, :: 2])
+            flat = self._centres[s_i]
             centre = np.array(np.unravel_index(rng.choice(flat), tuple(-(-shape // 2)))) * 2
         else:
             centre = rng.integers(0, shape)
@@ -176,7 +180,7 @@ class PairedPatchDataset(Dataset):
             start = (0, 0, 0)
         else:
             if start is None:
-                start = self._random_start(i, subject)
+                start = self._random_start(i, s_i)
             region = tuple(slice(a, a + p) for a, p in zip(start, self.patch_size, strict=True))
 
         def cut(vol: np.ndarray) -> torch.Tensor:

@@ -63,8 +63,16 @@ def get_slice(volume: np.ndarray, plane: str, index: int, *, context: int = 0,
     n = volume.shape[axis]
     if not 0 <= index < n:
         raise IndexError(f"slice {index} out of range for {plane} (0..{n - 1})")
-    idx = np.clip(np.arange(index - context, index + context + 1), 0, n - 1)
-    block = np.take(volume, idx, axis=axis)  # (C, ..., 2k+1, ...)
+    # a basic slice (a view, cheap on memory maps of any memory order) then edge replication;
+    # fancy indexing (np.take) would copy far more from a memory map
+    lo, hi = max(0, index - context), min(n, index + context + 1)
+    region = [slice(None)] * 4
+    region[axis] = slice(lo, hi)
+    block = np.asarray(volume[tuple(region)], dtype=np.float32)
+    if hi - lo < 2 * context + 1:
+        widths = [(0, 0)] * 4
+        widths[axis] = (lo - (index - context), index + context + 1 - hi)
+        block = np.pad(block, widths, mode="edge")
     block = np.moveaxis(block, axis, 0)  # (2k+1, C, H, W)
     out = np.asarray(block, dtype=np.float32).reshape(-1, *block.shape[2:])
     if pad_to is not None:
