@@ -105,3 +105,28 @@ def test_duplicate_subject_ids_and_empty_matches(tmp_path):
     with pytest.raises(InputError, match="placeholders"):
         build_manifest("folder", root, tmp_path / "m.tsv", pattern="*.nii.gz")
     assert not (tmp_path / "m.tsv").exists()
+
+
+def test_bids_like_names_of_the_simulated_cohorts(tmp_path):
+    root = tmp_path / "sim"
+    _nii(root / "sub-001/ses-t0/anat/sub-001_ses-t0_T1w.nii.gz")
+    _nii(root / "sub-001/ses-t0/dwi/sub-001_ses-t0_DTI_FA.nii.gz")
+    _nii(root / "sub-001/ses-t0/dwi/sub-001_ses-t0_dwi.nii.gz")  # a raw diffusion series is not a column
+    _nii(root / "sub-001/ses-t0/pet/sub-001_ses-t0_PIB.nii.gz")
+    (root / "participants.tsv").write_text("subject\tage\tgroup\nsub-001\t40\tMS\n")
+    m = build_manifest("bids", root, root / "manifest.tsv")
+    assert list(m.table.columns) == ["subject", "session", "age", "group", "T1w", "DTI_FA", "PIB"]
+    assert m.table.loc[0, "DTI_FA"] == "sub-001/ses-t0/dwi/sub-001_ses-t0_DTI_FA.nii.gz"
+
+
+def test_cli_data_manifest(tmp_path, capsys):
+    from neurotrans.cli import main
+
+    root = tmp_path / "d"
+    _nii(root / "s1" / "T1w.nii.gz")
+    _nii(root / "s1" / "FLAIR.nii.gz")
+    out = tmp_path / "m.tsv"
+    assert main(["data", "manifest", "folder", str(root), "--out", str(out)]) == 0
+    assert "1 rows, images: T1w, FLAIR" in capsys.readouterr().out
+    assert main(["data", "manifest", "folder", str(root), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err

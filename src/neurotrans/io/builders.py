@@ -11,8 +11,10 @@ modality or mask holding a path relative to the manifest's folder.
   (case-insensitive) get its canonical spelling; other names (e.g. ``T1Gd``) become extra
   columns as they are.
 - ``bids``: ``sub-*/[ses-*/]anat/*_<suffix>.nii[.gz]`` (T1w, T2w, PDw, FLAIR...) and
-  ``sub-*/[ses-*/]pet/*_trc-<tracer>_*pet.nii[.gz]`` (18FFDG -> FDG, 11CPIB -> PIB);
-  ``participants.tsv`` covariates are merged.
+  ``sub-*/[ses-*/]pet/*_trc-<tracer>_*pet.nii[.gz]`` (18FFDG -> FDG, 11CPIB -> PIB); files in
+  ``anat/``, ``dwi/`` and ``pet/`` whose suffix is a known name (``..._PIB``, ``..._DTI_FA``, as
+  the simulated cohorts write them) are taken too; ``participants.tsv`` covariates are
+  merged (``participant_id``, or ``subject``).
 - ``caps``: Clinica CAPS ``subjects/sub-*/ses-*/t1_linear/*_T1w.nii.gz`` and
   ``pet_linear/*_trc-18FFDG_*_pet.nii.gz`` (the uncropped image when both exist, so T1w
   and PET share a grid).
@@ -127,10 +129,10 @@ def _folder_entries(root: Path, pattern: str) -> list[tuple[str, str, str, Path]
 
 
 def _entities(name: str) -> dict[str, str]:
-    stem = _NIFTI.sub("", name)
-    parts = stem.split("_")
-    ent = dict(p.split("-", 1) for p in parts[:-1] if "-" in p)
-    ent["suffix"] = parts[-1]
+    """BIDS entities of a file name; ``suffix`` joins the parts without '-' (``DTI_FA``, ``T1w``, ``pet``)."""
+    parts = _NIFTI.sub("", name).split("_")
+    ent = dict(p.split("-", 1) for p in parts if "-" in p)
+    ent["suffix"] = "_".join(p for p in parts if "-" not in p)
     return ent
 
 
@@ -145,11 +147,10 @@ def _bids_entries(root: Path, subjects_dir: Path, datatypes: dict[str, str]) -> 
                 chosen: dict[str, Path] = {}
                 for path in files:
                     ent = _entities(path.name)
-                    if kind == "pet":
-                        if ent["suffix"] != "pet":
-                            continue
+                    if kind == "pet" and ent["suffix"] == "pet":
                         column = TRACERS.get(ent.get("trc", ""), f"PET_{ent.get('trc', 'unknown')}")
                     else:
+                        # also BIDS-like names with the modality as suffix (sub-1_ses-t0_PIB, ..._DTI_FA)
                         column = canonical_modality(ent["suffix"])
                         if column not in IMAGE_COLUMNS:
                             continue
@@ -168,8 +169,8 @@ def _bids_entries(root: Path, subjects_dir: Path, datatypes: dict[str, str]) -> 
 def _merge_participants(table: pd.DataFrame, tsv: Path) -> pd.DataFrame:
     if not tsv.is_file() or table.empty:
         return table
-    part = pd.read_csv(tsv, sep="\t", dtype={"participant_id": str})
-    if "participant_id" not in part.columns:
+    part = pd.read_csv(tsv, sep="\t", dtype={"participant_id": str, "subject": str})
+    if "participant_id" not in part.columns and "subject" not in part.columns:
         raise InputError(tsv, "has no participant_id column", "add it (BIDS requires one)")
     part = part.rename(columns={"participant_id": "subject"})
     part = part[[c for c in part.columns if c not in table.columns or c == "subject"]]
@@ -212,7 +213,7 @@ def build_manifest(kind: str, root: str | Path, out: str | Path, *, pattern: str
         table = _table(_folder_entries(root, pattern or DEFAULT_PATTERN), out_dir)
         participants = root / "participants.tsv"
     elif kind == "bids":
-        table = _table(_bids_entries(root, root, {"anat": "anat", "pet": "pet"}), out_dir)
+        table = _table(_bids_entries(root, root, {"anat": "anat", "dwi": "dwi", "pet": "pet"}), out_dir)
         participants = root / "participants.tsv"
     else:
         if not (root / "subjects").is_dir():
