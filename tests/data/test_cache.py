@@ -18,6 +18,10 @@ def test_cache_round_trip_is_memory_mapped_and_equal(cohort, tmp_path):
     np.testing.assert_array_equal(got.inputs, ref.inputs)
     np.testing.assert_array_equal(got.target, ref.target)
     np.testing.assert_array_equal(got.mask, ref.mask)
+    # pickling (spawned DataLoader workers) sends the folder, not the arrays
+    import pickle
+    blob = pickle.dumps(got)
+    assert len(blob) < 2000 and np.array_equal(pickle.loads(blob).inputs, ref.inputs)
     assert got.stats == ref.stats and got.grid == ref.grid and got.input_names == ref.input_names
     assert got.reference.header["dim"].tolist() == ref.reference.header["dim"].tolist()
     np.testing.assert_allclose(restore_prediction(got.target, got), restore_prediction(ref.target, ref))

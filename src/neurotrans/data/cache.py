@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,23 @@ def save_subject(subject: PreparedSubject, folder: str | Path) -> Path:
     return folder
 
 
+@dataclass(frozen=True)
+class CachedSubject(PreparedSubject):
+    """A :class:`PreparedSubject` backed by a cache folder's memory maps.
+
+    Pickling (DataLoader workers under the spawn/forkserver start methods, DDP) sends only
+    the folder and re-opens the maps on the other side, never a copy of the arrays.
+
+    Args:
+        folder: the cache entry it was loaded from.
+    """
+
+    folder: str = ""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return load_subject, (self.folder,)
+
+
 def load_subject(folder: str | Path) -> PreparedSubject:
     """A :class:`PreparedSubject` whose arrays are read-only memory maps of ``folder``."""
     folder = Path(folder)
@@ -117,12 +135,13 @@ def load_subject(folder: str | Path) -> PreparedSubject:
         return np.load(p, mmap_mode="r") if p.exists() else None
 
     ref = meta["reference"]
-    return PreparedSubject(
+    return CachedSubject(
         key=meta["key"], subject=meta["subject"], session=meta["session"], inputs=arr("inputs"),
         target=arr("target"), mask=arr("mask"), stats=meta["stats"],
         reference=GridReference(tuple(ref["shape"]), np.array(ref["affine"]), _header_from(ref["header"])),
         grid=Grid(tuple(meta["grid"]["shape"]), np.array(meta["grid"]["affine"])),
         input_names=tuple(meta["input_names"]), target_name=meta["target_name"], covariates=meta["covariates"],
+        folder=str(folder.resolve()),
     )
 
 
