@@ -44,6 +44,9 @@ def test_skip_empty_and_all_planes_batch_together(subjects):
     assert {p for _, p, _ in ds.index} == {"axial", "coronal", "sagittal"}
     batch = next(iter(DataLoader(ds, batch_size=len(ds))))
     assert batch["input"].shape[1:] == (1, 24, 24) and batch["target"].shape[1:] == (1, 24, 24)
+    assert PairedSliceDataset(subjects, plane="all", pad_to=(32, 32))[0]["input"].shape == (1, 32, 32)
+    with pytest.raises(ValueError, match="smaller than slices"):
+        PairedSliceDataset(subjects, plane="all", pad_to=(20, 20))
 
 
 def test_patch_dataset_grid_random_and_whole(subjects):

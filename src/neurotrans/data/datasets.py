@@ -48,9 +48,12 @@ def _mask_volume(subject: PreparedSubject) -> np.ndarray:
 def _common_pad(subjects: Sequence[PreparedSubject], planes: tuple[str, ...],
                 pad_to: tuple[int, int] | None) -> tuple[int, int] | None:
     """Size every slice is padded to: ``pad_to``, or the largest slice when shapes differ."""
-    if pad_to is not None:
-        return tuple(pad_to)  # type: ignore[return-value]
     sizes = {slice_shape(s.shape, p) for s in subjects for p in planes}
+    if pad_to is not None:
+        too_big = [hw for hw in sizes if hw[0] > pad_to[0] or hw[1] > pad_to[1]]
+        if too_big:
+            raise ValueError(f"pad_to {tuple(pad_to)} is smaller than slices of size {max(too_big)}")
+        return tuple(pad_to)  # type: ignore[return-value]
     if len(sizes) <= 1:
         return None
     # planes/subjects of different sizes must still batch together
