@@ -145,7 +145,7 @@ class Warp:
         return out.astype(np.float32, copy=False)
 
 
-def random_warp(rng: np.random.Generator, tpl: Template, *, displacement_mm: float = 2.0,
+def random_warp(rng: np.random.Generator, tpl: Template, *, displacement_mm: float = 1.5,
                 scale_sd: float = 0.035) -> Warp:
     """Smooth random deformation (about ``displacement_mm`` RMS) and head-size scaling.
 

@@ -68,7 +68,7 @@ def assign_groups(rng: np.random.Generator, n: int) -> list[str]:
 def _cohort_maps(voxel_size: float) -> dict[str, np.ndarray]:
     tpl = load_template(voxel_size)
     uptake = smooth_region_map(tpl, {"": CORTEX_UPTAKE, **GM_UPTAKE}, default=UNLABELLED_GM_UPTAKE)
-    pons = ndimage.binary_dilation(tpl.pons, iterations=max(1, int(round(4.0 / tpl.voxel_mm))))
+    pons = ndimage.binary_dilation(tpl.pons, iterations=max(1, int(round(6.0 / tpl.voxel_mm))))
     return {
         "uptake": uptake.astype(np.float32),
         "atrophy": smooth_region_map(tpl, ATROPHY_WEIGHTS),
@@ -119,11 +119,16 @@ def simulate_fdg_subject(rng: np.random.Generator, tpl: Template, group: str,
     brain = (gm + wm + csf) > 0.5
     hypo = warp.apply(1.0 - relative) * brain
 
-    pet = ndimage.gaussian_filter(warp.apply(activity), PET_FWHM_MM * FWHM_TO_SIGMA / vs)
-    noise = ndimage.gaussian_filter(rng.standard_normal(pet.shape, dtype=np.float32), 2.0 / vs)
+    psf = PET_FWHM_MM * FWHM_TO_SIGMA / vs
+    pet = ndimage.gaussian_filter(warp.apply(activity), psf)
+    # reconstructed PET noise is correlated over the resolution of the scanner
+    noise = ndimage.gaussian_filter(rng.standard_normal(pet.shape, dtype=np.float32), psf)
     noise *= np.float32(PET_NOISE * float(pet[brain].mean()) / max(float(noise.std()), 1e-6))
     pet = (pet + noise) * brain
-    ref = tpl.pons & brain
+    # the reference is pons tissue: residual misregistration must not put CSF into it
+    ref = tpl.pons & brain & ((gm + wm) > 0.5)
+    if not ref.any():
+        ref = tpl.pons & brain
     suvr = pet / np.float32(pet[ref].mean())
 
     images = {"T1w": structural_mri("T1w", rng, gm, wm, csf, brain, vs)}
@@ -138,7 +143,7 @@ def simulate_fdg_subject(rng: np.random.Generator, tpl: Template, group: str,
         "age": round(age, 1), "sex": sex, "group": group, "MMSE": mmse,
         "atrophy_severity": round(sev_atrophy, 4), "metabolic_severity": round(sev_metab, 4),
         "hidden_metabolic_factor": round(sev_hidden, 4), "gm_loss_rate_per_year": round(gm_rate, 5),
-        "head_scale": round(warp.scale, 4), "deformation_rms_mm": round(warp.rms_mm, 3),
+        "head_scale": round(warp.scale, 4),
     }
     masks = {"brainmask": brain.astype(np.uint8), "GM": gm * brain, "WM": wm * brain, "CSF": csf * brain}
     session = SimulatedSession("baseline", round(age, 1), {"MMSE": mmse}, images)

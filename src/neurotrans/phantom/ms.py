@@ -30,7 +30,7 @@ NAWM_MYELIN = 0.98  # normal-appearing WM: nearly normal myelin (NAWM ~ control 
 NORMAL_MYELIN = 0.85  # below: a demyelinated lesion voxel in the dynamics
 PIB_FWHM_MM = 4.0
 PIB_NOISE = 0.04
-REMYELINATION_RATE = (0.02, 0.35)  # per month, log-uniform
+REMYELINATION_RATE = (0.01, 0.5)  # per month, log-uniform
 DEMYELINATION_RATE = (0.01, 0.20)  # per month, log-uniform
 
 
@@ -50,8 +50,8 @@ def _loguniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
 def _lesion_myelin(rng: np.random.Generator, tpl: Template, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Myelin fraction and inflammation of every lesion voxel at t0 (template space)."""
     n = int(labels.max())
-    patient_mean = float(rng.uniform(0.15, 0.65))  # how demyelinated this patient's lesions are
-    per_lesion = np.clip(patient_mean + 0.2 * rng.standard_normal(n + 1), 0.05, 1.0)
+    patient_mean = float(rng.uniform(0.15, 0.55))  # how demyelinated this patient's lesions are
+    per_lesion = np.clip(patient_mean + 0.15 * rng.standard_normal(n + 1), 0.05, 0.95)
     active = rng.random(n + 1) < 0.25
     infl_lesion = np.where(active, rng.uniform(0.3, 1.0, n + 1), 0.0)
     per_lesion[0], infl_lesion[0] = NAWM_MYELIN, 0.0
@@ -167,7 +167,7 @@ def simulate_ms_subject(rng: np.random.Generator, tpl: Template, group: str) -> 
     if patient:
         sessions.append(session("t1", age + months / 12.0, months, myelin1_t, infl1_t))
         # EDSS: worse with less remyelination, independent of the demyelination rate (thesis Table 4.3)
-        edss_raw = (3.0 - 1.3 * (np.log(rho) - np.log(0.084)) + 0.04 * (age - 33.0)
+        edss_raw = (3.0 - 1.2 * (np.log(rho) - np.log(0.07)) + 0.04 * (age - 33.0)
                     + 15.0 * wm_fraction + 0.5 * rng.standard_normal())
         edss = float(np.clip(np.round(edss_raw * 2.0) / 2.0, 0.0, 8.0))
         participant.update({
@@ -180,7 +180,7 @@ def simulate_ms_subject(rng: np.random.Generator, tpl: Template, group: str) -> 
         participant.update({"EDSS": 0.0, "remyelination_rate": "n/a", "demyelination_rate": "n/a",
                             "interval_months": "n/a", "lesion_load_ml": 0.0, "n_lesions": 0,
                             "lesion_wm_fraction": 0.0, "mean_lesion_myelin": "n/a"})
-    participant.update({"head_scale": round(warp.scale, 4), "deformation_rms_mm": round(warp.rms_mm, 3)})
+    participant.update({"head_scale": round(warp.scale, 4)})
     for s in sessions:
         s.covariates = {"EDSS": participant["EDSS"], **s.covariates}
     masks = {"brainmask": brain.astype(np.uint8), "GM": gm * brain, "WM": wm * brain, "CSF": csf * brain,
