@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from neurotrans.training.run import train_from_config
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[4].parent / "shared" / "realdata")
+    p.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[3].parent / "shared" / "realdata")
     p.add_argument("--out", type=Path, default=Path("runs/realdata"))
     p.add_argument("--minutes", type=float, default=None, help="training budget per fold")
     p.add_argument("--set", action="append", default=[])
