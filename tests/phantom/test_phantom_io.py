@@ -59,25 +59,33 @@ def test_manifest_reads_back_and_every_image_loads_on_the_grid(cohort, fdg_cohor
     assert part["subject"].tolist() == m.subjects
 
 
-@pytest.mark.parametrize("cohort, n, contrasts", [("fdg", 2, ("T2w", "FLAIR")), ("ms", 2, None)])
-def test_same_seed_gives_identical_files(tmp_path, cohort, n, contrasts):
-    a = simulate_cohort(cohort, tmp_path / "a", n_subjects=n, voxel_size=3.0, seed=7, progress=False,
-                        mri_contrasts=contrasts)
-    b = simulate_cohort(cohort, tmp_path / "b", n_subjects=n, voxel_size=3.0, seed=7, progress=False,
-                        mri_contrasts=contrasts)
+def test_same_seed_gives_identical_files(tmp_path, fdg_cohort):
+    # one run in this process, one in two worker processes: neither may change a byte
+    kw = {"n_subjects": 2, "voxel_size": 3.0, "seed": 7, "progress": False, "mri_contrasts": ("T2w", "FLAIR")}
+    a = simulate_cohort("fdg", tmp_path / "a", workers=1, **kw)
+    b = simulate_cohort("fdg", tmp_path / "b", workers=2, **kw)
     ha, hb = _hashes(a.out), _hashes(b.out)
     assert ha == hb and len(ha) == a.n_images + 3
     m = read_manifest(a.manifest)
-    if contrasts:
-        assert {"T1w", "T2w", "FLAIR", "FDG"} <= set(m.image_columns)
+    assert {"T1w", "T2w", "FLAIR", "FDG"} <= set(m.image_columns)
+    # another seed, other subjects
+    other = read_manifest(fdg_cohort)
+    assert not np.array_equal(load_volume(m.path(0, "T1w")).data, load_volume(other.path(0, "T1w")).data)
 
 
-def test_other_seed_gives_other_subjects(tmp_path):
-    a = simulate_cohort("fdg", tmp_path / "a", n_subjects=1, voxel_size=3.0, seed=1, progress=False)
-    b = simulate_cohort("fdg", tmp_path / "b", n_subjects=1, voxel_size=3.0, seed=2, progress=False)
-    t1a = load_volume(read_manifest(a.manifest).path(0, "T1w")).data
-    t1b = load_volume(read_manifest(b.manifest).path(0, "T1w")).data
-    assert not np.array_equal(t1a, t1b)
+def test_one_ms_subject_is_regenerated_byte_for_byte(tmp_path, ms_cohort):
+    """A subject depends only on (seed, index, group): rebuilding one patient alone gives the same files."""
+    from neurotrans.phantom.cohort import _Job, _run_job
+
+    m = read_manifest(ms_cohort)
+    i = next(i for i, row in m.rows() if row["group"] == "MS")
+    subject = m.table.iloc[i]["subject"]
+    index = int(subject.removeprefix("sub-")) - 1
+    seeds = np.random.SeedSequence(0).spawn(len(m.subjects) + 1)[1:]
+    _run_job(_Job("ms", 3.0, index, "MS", (), seeds[index], tmp_path, False))
+    mine = _hashes(tmp_path)
+    theirs = {k: v for k, v in _hashes(ms_cohort).items() if f"{subject}/" in k}
+    assert len(mine) == 6 + 2 * 12 and mine == theirs
 
 
 def test_existing_cohort_is_not_overwritten(fdg_cohort):
@@ -109,3 +117,16 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="MRI contrast"):
         simulate_cohort("fdg", tmp_path / "x", n_subjects=1, voxel_size=3.0, mri_contrasts=("FLAIRR",))
     assert not (tmp_path / "x").exists()
+
+
+def test_existing_image_without_manifest_is_kept(tmp_path):
+    out = tmp_path / "partial"
+    stray = out / "sub-001" / "ses-baseline" / "anat" / "sub-001_ses-baseline_T1w.nii.gz"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"not overwritten")
+    with pytest.raises(InputError) as err:
+        simulate_cohort("fdg", out, n_subjects=2, voxel_size=3.0, progress=False, workers=2)
+    assert "sub-001_ses-baseline_T1w.nii.gz" in str(err.value) and "--overwrite" in str(err.value)
+    assert stray.read_bytes() == b"not overwritten"
+    assert not (out / "manifest.tsv").exists()
+

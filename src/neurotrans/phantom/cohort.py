@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,6 @@ from neurotrans.io.nifti import save_volume
 from neurotrans.names import COHORTS, IMAGE_COLUMNS, check_name
 from neurotrans.phantom.anatomy import Template, load_template
 from neurotrans.phantom.mri import STRUCTURAL
-from neurotrans.phantom.subject import SimulatedSubject
 
 DISCLAIMER = ("This is a simulation built on real anatomy (ICBM152 2009a templates, AAL2 atlas), "
               "not patient data: results on it do not replace validation on real scans.")
@@ -86,18 +87,79 @@ def _check_out(out: Path, overwrite: bool) -> None:
                         p.unlink()
 
 
-def _subject_builder(cohort: str, tpl: Template, rng: np.random.Generator, n: int,
-                     mri_contrasts: tuple[str, ...]) -> Callable[[np.random.Generator, int], SimulatedSubject]:
+@dataclass(frozen=True)
+class _Job:
+    """One subject to simulate and write (picklable, so that worker processes can run it)."""
+
+    cohort: str
+    voxel_size: float
+    index: int
+    group: str
+    contrasts: tuple[str, ...]
+    seed: np.random.SeedSequence
+    out: Path
+    overwrite: bool
+
+
+def _assign_groups(cohort: str, rng: np.random.Generator, n: int) -> list[str]:
     if cohort == "fdg":
-        from neurotrans.phantom.fdg import assign_groups, simulate_fdg_subject
+        from neurotrans.phantom.fdg import assign_groups
+    else:
+        from neurotrans.phantom.ms import assign_groups
+    return assign_groups(rng, n)
 
-        groups = assign_groups(rng, n)
-        return lambda r, i: simulate_fdg_subject(r, tpl, groups[i], mri_contrasts)
-    from neurotrans.phantom.ms import assign_groups as ms_groups
-    from neurotrans.phantom.ms import simulate_ms_subject
 
-    groups = ms_groups(rng, n)
-    return lambda r, i: simulate_ms_subject(r, tpl, groups[i])
+def _run_job(job: _Job) -> tuple[dict, list[dict], int] | tuple[str, str, str]:
+    """Simulate one subject and write its images; returns its participant row, manifest rows, file count.
+
+    An :class:`InputError` (a file that would be overwritten) comes back as ``(where, problem, fix)``:
+    its three-argument constructor does not survive the trip between processes.
+    """
+    try:
+        return _simulate_and_write(job)
+    except InputError as err:
+        return err.where, err.problem, err.fix
+
+
+def _simulate_and_write(job: _Job) -> tuple[dict, list[dict], int]:
+    tpl = load_template(job.voxel_size)
+    rng = np.random.default_rng(job.seed)
+    if job.cohort == "fdg":
+        from neurotrans.phantom.fdg import simulate_fdg_subject
+
+        sim = simulate_fdg_subject(rng, tpl, job.group, job.contrasts)
+    else:
+        from neurotrans.phantom.ms import simulate_ms_subject
+
+        sim = simulate_ms_subject(rng, tpl, job.group)
+    subject = f"sub-{job.index + 1:03d}"
+    n_images = 0
+    mask_paths = {}
+    for column, data in sim.masks.items():
+        rel = _image_path(subject, "", column)
+        _save(job.out / rel, data, tpl, column, job.overwrite)
+        mask_paths[column] = rel.as_posix()
+        n_images += 1
+    rows = []
+    for sess in sim.sessions:
+        row = {"subject": subject, "session": sess.session, "age": sess.age,
+               "sex": sim.participant["sex"], "group": sim.participant["group"], **sess.covariates}
+        for column, data in sess.images.items():
+            rel = _image_path(subject, sess.session, column)
+            _save(job.out / rel, data, tpl, column, job.overwrite)
+            row[column] = rel.as_posix()
+            n_images += 1
+        row.update(mask_paths)
+        rows.append(row)
+    return {"subject": subject, **sim.participant}, rows, n_images
+
+
+def _default_workers() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover (macOS, Windows)
+        cores = os.cpu_count() or 1
+    return max(1, min(2, cores))
 
 
 def simulate_cohort(
@@ -110,6 +172,7 @@ def simulate_cohort(
     overwrite: bool = False,
     progress: bool = True,
     mri_contrasts: tuple[str, ...] | None = None,
+    workers: int | None = None,
 ) -> CohortResult:
     """Simulate cohort ``fdg`` or ``ms`` on real anatomy and write it to ``out``.
 
@@ -124,6 +187,8 @@ def simulate_cohort(
         progress: show a progress bar over subjects.
         mri_contrasts: fdg only: extra structural contrasts among ``T2w PDw FLAIR DIR T1SE``
             (ms always writes all of them).
+        workers: processes simulating subjects in parallel (default: up to 2, the cores available);
+            the files do not depend on it.
 
     Returns:
         a :class:`CohortResult` (paths of the manifest and participants table).
@@ -141,35 +206,28 @@ def simulate_cohort(
     out = Path(out)
     _check_out(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    tpl = load_template(float(voxel_size))
+    load_template(float(voxel_size))  # once, before worker processes fork
 
     cohort_seq, *subject_seqs = np.random.SeedSequence(int(seed)).spawn(int(n_subjects) + 1)
-    build = _subject_builder(cohort, tpl, np.random.default_rng(cohort_seq), int(n_subjects), contrasts)
-    participants: list[dict] = []
-    rows: list[dict] = []
-    n_images = 0
+    groups = _assign_groups(cohort, np.random.default_rng(cohort_seq), int(n_subjects))
+    jobs = [_Job(cohort, float(voxel_size), i, groups[i], contrasts, subject_seqs[i], out, overwrite)
+            for i in range(int(n_subjects))]
+    n_workers = min(int(workers or _default_workers()), len(jobs))
     from tqdm import tqdm
 
-    for i in tqdm(range(int(n_subjects)), desc=f"simulate {cohort}", unit="subject", disable=not progress):
-        subject = f"sub-{i + 1:03d}"
-        sim = build(np.random.default_rng(subject_seqs[i]), i)
-        participants.append({"subject": subject, **sim.participant})
-        mask_paths = {}
-        for column, data in sim.masks.items():
-            rel = _image_path(subject, "", column)
-            _save(out / rel, data, tpl, column, overwrite)
-            mask_paths[column] = rel.as_posix()
-            n_images += 1
-        for sess in sim.sessions:
-            row = {"subject": subject, "session": sess.session, "age": sess.age,
-                   "sex": sim.participant["sex"], "group": sim.participant["group"], **sess.covariates}
-            for column, data in sess.images.items():
-                rel = _image_path(subject, sess.session, column)
-                _save(out / rel, data, tpl, column, overwrite)
-                row[column] = rel.as_posix()
-                n_images += 1
-            row.update(mask_paths)
-            rows.append(row)
+    bar = {"desc": f"simulate {cohort}", "unit": "subject", "total": len(jobs), "disable": not progress}
+    if n_workers <= 1:
+        results = [_run_job(job) for job in tqdm(jobs, **bar)]
+    else:
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(n_workers, mp_context=mp.get_context(method)) as pool:
+            results = list(tqdm(pool.map(_run_job, jobs), **bar))
+    for r in results:
+        if isinstance(r[0], str):
+            raise InputError(*r)
+    participants = [r[0] for r in results]
+    rows = [row for r in results for row in r[1]]
+    n_images = sum(r[2] for r in results)
 
     table = pd.DataFrame(rows)
     images = [c for c in IMAGE_COLUMNS if c in table.columns]
