@@ -126,3 +126,21 @@ def test_missing_columns_and_controls(ms_manifest, tmp_path):
     parts.to_csv(sub / "participants.tsv", sep="\t", index=False)
     with pytest.raises(InputError, match="controls"):
         evaluate_ms(sub / "manifest.tsv", _predict(ms_manifest, tmp_path / "p", 0))
+
+
+def test_evaluate_command_runs_the_ms_analyses(ms_manifest, tmp_path, capsys):
+    from neurotrans.metrics.evaluate import evaluate_command
+
+    pred = _predict(ms_manifest, tmp_path / "run" / "predictions", noise=0.05)
+    train = tmp_path / "train.txt"
+    train.write_text("sub-12\nsub-13\n")  # two controls as the other-subjects reference keep it quick
+    res = evaluate_command(pred, ms_manifest, "PIB", train_subjects=train)
+    out = tmp_path / "run" / "evaluation"
+    for name in ("per_subject", "summary", "tests", "lesions", "indices", "edss_regression", "bland_altman"):
+        assert (out / f"{name}.tsv").is_file(), name
+    ba = pd.read_csv(out / "bland_altman.tsv", sep="\t")
+    assert {"regional_mean", "mean_in_volume", "WM_NAWM_DVR", "lesion_DVR"} <= set(ba.quantity)
+    assert set(res.ms) >= {"lesions", "indices", "edss_regression"}
+    assert "EDSS ~" in capsys.readouterr().out
+    conv = (out / "conventions.json").read_text()
+    assert '"ms"' in conv and "distance_transform_edt" in conv

@@ -105,7 +105,8 @@ def _all_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None, 
     for units, p, t in variants:
         rows.append({"scope": "volume", "units": units, **image_metrics(p, t, mask, units)})
         ms = None if mask is None else mask[:, :, z]
-        if ms is not None and not ms.any():
+        if ms is not None and not ms.any():  # visible as NaN, not dropped
+            rows.append({"scope": "mid_axial", "units": units, **dict.fromkeys(METRIC_NAMES, float("nan"))})
             continue
         rows.append({"scope": "mid_axial", "units": units,
                      **image_metrics(p[:, :, z], t[:, :, z], ms, units)})
@@ -413,8 +414,10 @@ def evaluate_command(pred_dir: str | Path, manifest: str | Path, target: str, ma
     result = evaluate(pred_dir, man, target, mask=mask, train_subjects=train_subjects)
     write_evaluation(result, out)
     if target == "PIB" and all(c in man.table.columns for c in MS_COLUMNS):
-        ms = evaluate_ms(man, pred_dir, out)
-        result = replace(result, ms=ms)
+        try:
+            result = replace(result, ms=evaluate_ms(man, pred_dir, out))
+        except InputError as err:  # the image metrics stand; say why the MS tables are absent
+            print(f"  MS analyses not computed: {err}")
     print_summary(result)
     print(f"results: {out}")
     return result
