@@ -101,11 +101,18 @@ class _Job:
     overwrite: bool
 
 
-def _assign_groups(cohort: str, rng: np.random.Generator, n: int) -> list[str]:
+def _prepare(cohort: str, voxel_size: float, rng: np.random.Generator, n: int) -> list[str]:
+    """Fill the per-grid caches (before worker processes fork) and draw the groups."""
+    load_template(voxel_size)
     if cohort == "fdg":
-        from neurotrans.phantom.fdg import assign_groups
+        from neurotrans.phantom.fdg import _cohort_maps, assign_groups
+
+        _cohort_maps(voxel_size)
     else:
+        from neurotrans.phantom.lesions import _lesion_sites
         from neurotrans.phantom.ms import assign_groups
+
+        _lesion_sites(voxel_size)
     return assign_groups(rng, n)
 
 
@@ -206,10 +213,8 @@ def simulate_cohort(
     out = Path(out)
     _check_out(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    load_template(float(voxel_size))  # once, before worker processes fork
-
     cohort_seq, *subject_seqs = np.random.SeedSequence(int(seed)).spawn(int(n_subjects) + 1)
-    groups = _assign_groups(cohort, np.random.default_rng(cohort_seq), int(n_subjects))
+    groups = _prepare(cohort, float(voxel_size), np.random.default_rng(cohort_seq), int(n_subjects))
     jobs = [_Job(cohort, float(voxel_size), i, groups[i], contrasts, subject_seqs[i], out, overwrite)
             for i in range(int(n_subjects))]
     n_workers = min(int(workers or _default_workers()), len(jobs))

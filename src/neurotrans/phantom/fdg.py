@@ -105,7 +105,7 @@ def simulate_fdg_subject(rng: np.random.Generator, tpl: Template, group: str,
     # atrophy in template space, then one deformation for every map
     global_keep = 1.0 - gm_rate * (age - 40.0)
     gm_keep = global_keep * (1.0 - REGIONAL_GM_LOSS * sev_atrophy * maps["atrophy"])
-    ventricle_mm = 0.06 * (age - 40.0) + 3.0 * sev_atrophy
+    ventricle_mm = 0.03 * (age - 40.0) + 1.5 * sev_atrophy
     gm_t, wm_t, csf_t = atrophy(tpl, gm_keep, ventricle_mm)
 
     relative = (1.0 - HYPO_AMPLITUDE * sev_metab * maps["hypo"])

@@ -29,9 +29,12 @@ AGE_RANGE = (20.0, 45.0)
 NAWM_MYELIN = 0.98  # normal-appearing WM: nearly normal myelin (NAWM ~ control WM)
 NORMAL_MYELIN = 0.85  # below: a demyelinated lesion voxel in the dynamics
 PIB_FWHM_MM = 4.0
-PIB_NOISE = 0.04
+# DVR noise: a part that stays between the sessions of a subject (voxel-wise kinetic-model bias)
+# and a smaller test-retest part
+PIB_NOISE = 0.035
+PIB_SESSION_NOISE = 0.015
 REMYELINATION_RATE = (0.01, 0.5)  # per month, log-uniform
-DEMYELINATION_RATE = (0.01, 0.20)  # per month, log-uniform
+DEMYELINATION_RATE = (0.02, 0.40)  # per month, log-uniform
 
 
 def assign_groups(rng: np.random.Generator, n: int) -> list[str]:
@@ -48,18 +51,26 @@ def _loguniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
 
 
 def _lesion_myelin(rng: np.random.Generator, tpl: Template, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Myelin fraction and inflammation of every lesion voxel at t0 (template space)."""
+    """Myelin fraction and inflammation of every lesion voxel at t0 (template space).
+
+    Lesion voxels are either demyelinated (myelin about 0.35) or still myelinated (0.88-0.98),
+    in coherent patches; the demyelinated share is the patient's, modulated per lesion.
+    """
     n = int(labels.max())
-    patient_mean = float(rng.uniform(0.15, 0.55))  # how demyelinated this patient's lesions are
-    per_lesion = np.clip(patient_mean + 0.15 * rng.standard_normal(n + 1), 0.05, 0.95)
+    shape, vs = tpl.grid.shape, tpl.voxel_mm
+    share = float(rng.uniform(0.55, 1.0))  # this patient's demyelinated share of lesion tissue
+    per_lesion = np.clip(share + 0.15 * rng.standard_normal(n + 1), 0.0, 1.0)
     active = rng.random(n + 1) < 0.25
     infl_lesion = np.where(active, rng.uniform(0.3, 1.0, n + 1), 0.0)
-    per_lesion[0], infl_lesion[0] = NAWM_MYELIN, 0.0
-    field = smooth_noise(rng, tpl.grid.shape, tpl.voxel_mm, 6.0)[0]
-    myelin = per_lesion[labels].astype(np.float32)
+    infl_lesion[0] = 0.0
+    patches = uniform_field(rng, shape, vs, 8.0)
+    level = smooth_noise(rng, shape, vs, 6.0)[0]
     inside = labels > 0
-    myelin[inside] = np.clip(myelin[inside] + 0.15 * field[inside], 0.02, 1.0)
-    return myelin, infl_lesion[labels].astype(np.float32), patient_mean
+    demyelinated = inside & (patches < per_lesion[labels])
+    myelin = np.full(shape, NAWM_MYELIN, dtype=np.float32)
+    myelin[inside] = np.clip(0.93 + 0.03 * level[inside], NORMAL_MYELIN + 0.03, 1.0)
+    myelin[demyelinated] = np.clip(0.35 + 0.12 * level[demyelinated], 0.05, 0.7)
+    return myelin, infl_lesion[labels].astype(np.float32), share
 
 
 def _follow_up(rng: np.random.Generator, tpl: Template, labels: np.ndarray, myelin0: np.ndarray,
@@ -69,7 +80,7 @@ def _follow_up(rng: np.random.Generator, tpl: Template, labels: np.ndarray, myel
     u_r, u_d, level = (uniform_field(rng, shape, vs, 10.0) for _ in range(3))
     inside = labels > 0
     remyel = inside & (myelin0 < NORMAL_MYELIN) & (u_r < p_remyelinate)
-    demyel = inside & (myelin0 >= 0.7) & (u_d < p_demyelinate) & ~remyel
+    demyel = inside & (myelin0 >= NORMAL_MYELIN) & (u_d < p_demyelinate)
     myelin1 = myelin0.copy()
     myelin1[remyel] = 0.9 + 0.1 * level[remyel]
     myelin1[demyel] = 0.15 + 0.4 * level[demyel]
@@ -103,8 +114,8 @@ def _imaging(rng: np.random.Generator, tpl: Template, t: dict[str, np.ndarray], 
     dvr = csf * 0.55 + gm * 1.05 + wm * (0.75 + 0.9 * myelin)
     dvr = ndimage.gaussian_filter(dvr, PIB_FWHM_MM * FWHM_TO_SIGMA / vs)
     pet_noise = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), 1.5 / vs)
-    pet_noise *= np.float32(PIB_NOISE / max(float(pet_noise.std()), 1e-6))
-    out["PIB"] = (dvr + pet_noise) * brain
+    pet_noise *= np.float32(PIB_SESSION_NOISE / max(float(pet_noise.std()), 1e-6))
+    out["PIB"] = (dvr + np.float32(PIB_NOISE) * t["pib_fixed"] + pet_noise) * brain
     return {k: v.astype(np.float32) for k, v in out.items()}
 
 
@@ -132,7 +143,7 @@ def simulate_ms_subject(rng: np.random.Generator, tpl: Template, group: str) -> 
     if patient:
         wm_fraction = float(rng.uniform(0.001, 0.02))
         labels = draw_lesions(rng, tpl, wm_fraction)
-        myelin0_t, infl0_t, patient_mean = _lesion_myelin(rng, tpl, labels)
+        myelin0_t, infl0_t, share = _lesion_myelin(rng, tpl, labels)
         months = float(rng.uniform(1.0, 4.0))
         rho = _loguniform(rng, REMYELINATION_RATE)
         delta = _loguniform(rng, DEMYELINATION_RATE)
@@ -152,6 +163,8 @@ def simulate_ms_subject(rng: np.random.Generator, tpl: Template, group: str) -> 
     nawm = (wm > 0.5) & ~lesions & brain
     tissue = {"gm": gm, "wm": wm, "csf": csf, "brain": brain, "lesion": lesion_frac, "wm_tpl": warp.apply(tpl.wm)}
     factors = smooth_noise(rng, shape, vs, 5.0, n=2)  # the same tissue in both sessions
+    fixed = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), 1.5 / vs)
+    tissue["pib_fixed"] = fixed / np.float32(max(float(fixed.std()), 1e-6))
     wm_any = (wm > 0.05) & brain
 
     def session(name: str, age_s: float, months_s: float, myelin_t: np.ndarray, infl_t: np.ndarray) -> SimulatedSession:
@@ -174,12 +187,12 @@ def simulate_ms_subject(rng: np.random.Generator, tpl: Template, group: str) -> 
             "EDSS": edss, "remyelination_rate": round(rho, 5), "demyelination_rate": round(delta, 5),
             "interval_months": round(months, 2), "lesion_load_ml": round(float(lesions.sum()) * voxel_ml, 3),
             "n_lesions": int(labels.max()), "lesion_wm_fraction": round(wm_fraction, 5),
-            "mean_lesion_myelin": round(patient_mean, 4),
+            "demyelinated_share": round(share, 4),
         })
     else:
         participant.update({"EDSS": 0.0, "remyelination_rate": "n/a", "demyelination_rate": "n/a",
                             "interval_months": "n/a", "lesion_load_ml": 0.0, "n_lesions": 0,
-                            "lesion_wm_fraction": 0.0, "mean_lesion_myelin": "n/a"})
+                            "lesion_wm_fraction": 0.0, "demyelinated_share": "n/a"})
     participant.update({"head_scale": round(warp.scale, 4)})
     for s in sessions:
         s.covariates = {"EDSS": participant["EDSS"], **s.covariates}
