@@ -94,6 +94,17 @@ def test_problems_are_listed_not_skipped(fdg_manifest, predictions, tmp_path, ca
     assert "problem:" in capsys.readouterr().out
 
 
+def test_training_rows_are_not_problems_when_the_run_names_its_test_set(fdg_manifest, predictions, tmp_path):
+    # run.json names the test subjects: rows of the other subjects are expected to lack predictions,
+    # but a test subject without a prediction is still reported
+    pred = predictions(fdg_manifest, tmp_path / "run" / "pred", sigma=1.0, subjects=["sub-00"])
+    (tmp_path / "run" / "run.json").write_text(json.dumps(
+        {"method": "pix2pix", "train_subjects": ["sub-05", "sub-06"], "test_subjects": ["sub-00", "sub-01"]}))
+    result = evaluate(pred, fdg_manifest, "FDG")
+    assert list(result.problems.subject) == ["sub-01"]
+    assert list(result.problems.problem) == ["no prediction for this row"]
+
+
 def test_bad_inputs_name_the_fix(fdg_manifest, tmp_path):
     with pytest.raises(InputError, match="prediction folder not found"):
         evaluate(tmp_path / "nope", fdg_manifest, "FDG")

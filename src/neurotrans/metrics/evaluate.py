@@ -120,22 +120,31 @@ def _read_train_subjects(pred_dir: Path, train_subjects: str | Path | None) -> t
             raise InputError(path, "training-subject list not found", "pass a text file with one subject id per line")
         ids = {s.strip() for s in path.read_text().splitlines() if s.strip() and not s.startswith("#")}
         return ids, str(path)
-    run = pred_dir.parent / "run.json"
-    if run.is_file():
-        info = json.loads(run.read_text())
-        if info.get("train_subjects"):
-            return {str(s) for s in info["train_subjects"]}, str(run)
+    info = _run_info(pred_dir)
+    if info.get("train_subjects"):
+        return {str(s) for s in info["train_subjects"]}, str(pred_dir.parent / "run.json")
     return None, "all other manifest subjects"
 
 
-def _method_name(pred_dir: Path) -> str:
+def _run_info(pred_dir: Path) -> dict:
+    """The training run's run.json beside the prediction folder, or ``{}``."""
     run = pred_dir.parent / "run.json"
-    if run.is_file():
-        try:
-            return str(json.loads(run.read_text()).get("method") or "model")
-        except json.JSONDecodeError:
-            raise InputError(run, "is not valid JSON", "repair or delete run.json") from None
-    return "model"
+    if not run.is_file():
+        return {}
+    try:
+        return json.loads(run.read_text())
+    except json.JSONDecodeError:
+        raise InputError(run, "is not valid JSON", "repair or delete run.json") from None
+
+
+def _method_name(pred_dir: Path) -> str:
+    return str(_run_info(pred_dir).get("method") or "model")
+
+
+def _expected_subjects(pred_dir: Path) -> set[str] | None:
+    """Subjects the run predicted (its test set); ``None`` when unknown (then every row is expected)."""
+    test = _run_info(pred_dir).get("test_subjects")
+    return {str(s) for s in test} if test else None
 
 
 def summarise(per_subject: pd.DataFrame) -> pd.DataFrame:
@@ -245,9 +254,13 @@ def evaluate(pred_dir: str | Path, manifest: str | Path | Manifest, target: str,
         return cache[i]
 
     rows, tested, preds = [], [], {}
+    # rows of the run's training/validation subjects are not expected to have predictions
+    expected_subjects = _expected_subjects(pred_dir)
     for i, row in man.rows():
         subj, ses = str(row["subject"]), str(row["session"])
         fpath = pred_dir / (man.key(i) + suffix)
+        if not fpath.exists() and expected_subjects is not None and subj not in expected_subjects:
+            continue
         if not fpath.exists():
             problems.append({"subject": subj, "session": ses, "file": str(fpath), "problem": "no prediction for this row"})
             continue
