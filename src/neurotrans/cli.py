@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("root", type=Path)
     q.add_argument("--out", type=Path, required=True, help="manifest.tsv to write")
     q.add_argument("--pattern", default=None,
-                   help="folder kind: pattern such as '{subject}/{modality}.nii.gz' (the default)")
+                   help="folder kind: pattern with {subject}, {session}, {modality}, * and **/ (default '**/{subject}/{modality}.nii.gz')")
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=_data_manifest)
 

@@ -112,11 +112,13 @@ def run_demo(out: str | Path, minutes: float = 3.0, subjects: int = 40, seed: in
     best = run / "checkpoints" / ("best.pt" if (run / "checkpoints" / "best.pt").is_file() else "last.pt")
     predict_command(best, manifest=manifest, out=run / "predictions", device="cpu")
     evaluate_command(run / "predictions", manifest, "FDG", mask="brainmask", out=run / "evaluation")
-    report = build_report(run)
     summary = {"method": info["method"], **summary_from_evaluation(run / "evaluation", info["method"]),
                "n_train": len(info["train_subjects"]), "n_val": len(info["val_subjects"]),
                "n_test": len(info["test_subjects"]), "train_steps": info.get("steps"),
-               "train_minutes": round(float(info.get("train_seconds", 0.0)) / 60, 2), "report": str(report)}
+               "train_minutes": round(float(info.get("train_seconds", 0.0)) / 60, 2),
+               "report": str(run / "report" / "report.html")}
+    # the summary first, so that the report shows it
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    build_report(run)
     print(json.dumps(summary, indent=2))
     return summary
