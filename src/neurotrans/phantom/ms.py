@@ -53,12 +53,12 @@ def _loguniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
 def _lesion_myelin(rng: np.random.Generator, tpl: Template, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Myelin fraction and inflammation of every lesion voxel at t0 (template space).
 
-    Lesion voxels are either demyelinated (myelin about 0.35) or still myelinated (0.88-0.98),
+    Lesion voxels are either demyelinated (myelin about 0.35) or still myelinated (0.86-0.96),
     in coherent patches; the demyelinated share is the patient's, modulated per lesion.
     """
     n = int(labels.max())
     shape, vs = tpl.grid.shape, tpl.voxel_mm
-    share = float(rng.uniform(0.55, 1.0))  # this patient's demyelinated share of lesion tissue
+    share = float(rng.uniform(0.65, 1.0))  # this patient's demyelinated share of lesion tissue
     per_lesion = np.clip(share + 0.15 * rng.standard_normal(n + 1), 0.0, 1.0)
     active = rng.random(n + 1) < 0.25
     infl_lesion = np.where(active, rng.uniform(0.3, 1.0, n + 1), 0.0)
@@ -68,7 +68,7 @@ def _lesion_myelin(rng: np.random.Generator, tpl: Template, labels: np.ndarray) 
     inside = labels > 0
     demyelinated = inside & (patches < per_lesion[labels])
     myelin = np.full(shape, NAWM_MYELIN, dtype=np.float32)
-    myelin[inside] = np.clip(0.93 + 0.03 * level[inside], NORMAL_MYELIN + 0.03, 1.0)
+    myelin[inside] = np.clip(0.9 + 0.03 * level[inside], NORMAL_MYELIN + 0.01, 0.96)
     myelin[demyelinated] = np.clip(0.35 + 0.12 * level[demyelinated], 0.05, 0.7)
     return myelin, infl_lesion[labels].astype(np.float32), share
 
