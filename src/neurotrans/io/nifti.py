@@ -12,6 +12,8 @@ import numpy as np
 from neurotrans.errors import InputError
 from neurotrans.io.atomic import atomic_path
 
+GZIP_LEVEL = 6
+
 
 @dataclass(frozen=True)
 class Volume:
@@ -106,11 +108,13 @@ def save_volume(
     img.header.set_qform(affine, code=1)
     img.header.set_sform(affine, code=1)
     with atomic_path(path) as tmp:
-        # a fixed gzip mtime makes identical data give byte-identical files
+        # a fixed gzip mtime makes identical data give byte-identical files; level 6 is as small
+        # as 9 on masked brain maps and several times faster to write
         if str(tmp).endswith(".gz"):
             import gzip
             raw = img.to_bytes()
-            with open(tmp, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", mtime=0, filename="") as gz:
+            with open(tmp, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", mtime=0, filename="",
+                                                      compresslevel=GZIP_LEVEL) as gz:
                 gz.write(raw)
         else:
             nib.save(img, str(tmp))
