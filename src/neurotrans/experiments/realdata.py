@@ -14,31 +14,29 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
-
 TASKS = ("t1_to_t2", "t1t2_to_flair")
 
 
 def realdata_manifest(root: Path, out: Path) -> Path:
-    """manifest.tsv with absolute paths of every subject folder holding T1w, T2w and FLAIR."""
+    """manifest.tsv of the subjects under ``root`` that hold T1w, T2w and FLAIR (the folder builder)."""
+    from neurotrans.errors import InputError
+    from neurotrans.io.builders import build_manifest
     from neurotrans.io.manifest import write_manifest
 
-    rows = []
-    for folder in sorted({p.parent for p in Path(root).rglob("T1w.nii.gz")}):
-        if all((folder / f"{m}.nii.gz").is_file() for m in ("T2w", "FLAIR")):
-            rows.append({"subject": folder.name.replace("-", ""), "session": "1",
-                         **{m: str((folder / f"{m}.nii.gz").resolve()) for m in ("T1w", "T2w", "FLAIR")}})
-    if not rows:
-        from neurotrans.errors import InputError
-
+    path = Path(out) / "manifest.tsv"
+    table = build_manifest("folder", root, path, overwrite=True).table
+    needed = ["T1w", "T2w", "FLAIR"]
+    if not set(needed) <= set(table.columns):
         raise InputError(root, "holds no folder with T1w, T2w and FLAIR", "point --root at shared/realdata")
-    return write_manifest(pd.DataFrame(rows), out / "manifest.tsv")
+    write_manifest(table.dropna(subset=needed).reset_index(drop=True), path)
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from neurotrans.inference.predict import predict_command
     from neurotrans.io.manifest import read_manifest
     from neurotrans.io.nifti import load_volume
+    from neurotrans.metrics.image import pearson, ssim
     from neurotrans.training.run import train_from_config
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -58,12 +56,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                               max_minutes=args.minutes, device=args.device, overwrite=True)
             written = predict_command(run / "checkpoints" / "last.pt", manifest=manifest, out=run / "predictions",
                                       device=args.device, overwrite=True)
+            row = man.subjects.index(subject)
+            target = "T2w" if task == "t1_to_t2" else "FLAIR"
             for path in written:
                 pred = load_volume(path)
-                src = load_volume(man.path(man.subjects.index(subject), "T1w"))
+                src = load_volume(man.path(row, "T1w"))
+                real = load_volume(man.path(row, target))
                 same = pred.shape == src.shape and bool((abs(pred.affine - src.affine) < 1e-4).all())
-                print(f"{task} left out {subject}: {path.name} shape {pred.shape} on the input grid: {same}, "
-                      f"range [{pred.data.min():.1f}, {pred.data.max():.1f}]")
+                brain = real.data > 0
+                scale = float(real.data[brain].max())  # both images on the real image's [0, max] scale
+                print(f"{task} left out {subject}: {path.name} shape {pred.shape} on the input grid: {same}; "
+                      f"in the brain: r = {pearson(pred.data, real.data, mask=brain):.3f}, "
+                      f"SSIM = {ssim(pred.data / scale, real.data / scale, mask=brain, data_range=1.0):.3f}")
     return 0
 
 
