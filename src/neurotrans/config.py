@@ -40,7 +40,9 @@ class DataConfig:
         context: 2.5D: ``context`` neighbouring slices on each side become extra channels.
         batch_size: slices per batch.
         skip_empty: drop slices with an empty mask from training.
-        cache: keep prepared subjects in memory (they are small at 3 mm).
+        cache_dir: folder of the on-disk cache of prepared volumes (memory-mapped .npy,
+            keyed by subject and preprocessing): a large cohort never has to fit in RAM
+            and later runs skip the preprocessing. ``None`` keeps prepared subjects in RAM.
     """
 
     manifest: str = ""
@@ -53,7 +55,7 @@ class DataConfig:
     context: int = 0
     batch_size: int = 8
     skip_empty: bool = True
-    cache: bool = True
+    cache_dir: str | None = None
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,17 @@ def test_seeded_runs_are_identical_and_seeds_matter(tiny_cohort, tmp_path):
     assert not set(run["train_subjects"]) & set(run["test_subjects"])
 
 
+def test_training_from_the_memory_mapped_cache_gives_the_same_weights(tiny_cohort, tmp_path):
+    cfg = _config(tiny_cohort, steps=4)
+    in_ram = train_from_config(cfg, out=tmp_path / "ram")
+    cached_cfg = {**cfg, "data": {**cfg["data"], "cache_dir": str(tmp_path / "cache")}}
+    first = train_from_config(cached_cfg, out=tmp_path / "disk1")  # fills the cache
+    entries = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    second = train_from_config(cached_cfg, out=tmp_path / "disk2")  # reads it back as memory maps
+    assert entries and sorted(p.name for p in (tmp_path / "cache").iterdir()) == entries
+    assert _same(_weights(in_ram), _weights(first)) and _same(_weights(first), _weights(second))
+
+
 def test_resume_after_exception_matches_uninterrupted_run(tiny_cohort, tmp_path, monkeypatch):
     cfg = _config(tiny_cohort, method="supervised", steps=9)
     full = train_from_config(cfg, out=tmp_path / "full")

@@ -62,18 +62,16 @@ def working_grid(voxel_size: float | None) -> Any:
 
 
 def prepare_rows(manifest: Manifest, subjects: Iterable[str], config: Config, *, with_target: bool = True) -> list:
-    """Prepared subjects (all sessions) of ``subjects``, in manifest order."""
-    from neurotrans.data.preprocess import prepare_subject
+    """Prepared subjects (all sessions) of ``subjects``, in manifest order.
 
-    wanted = set(subjects)
-    grid = working_grid(config.data.voxel_size)
-    out = []
-    for i, row in manifest.rows():
-        if str(row["subject"]) in wanted:
-            out.append(prepare_subject(manifest, i, list(config.data.inputs),
-                                       config.data.target if with_target else None, grid=grid,
-                                       normalisation=dict(config.data.normalisation), mask=config.data.mask))
-    return out
+    With ``data.cache_dir`` they are memory-mapped from the on-disk cache (filled on first use).
+    """
+    from neurotrans.data.cache import prepare_cohort
+
+    return prepare_cohort(manifest.subset(set(subjects)), list(config.data.inputs),
+                          config.data.target if with_target else None, grid=working_grid(config.data.voxel_size),
+                          normalisation=dict(config.data.normalisation), mask=config.data.mask,
+                          cache_dir=config.data.cache_dir)
 
 
 def planes_of(plane: str) -> list[str]:
