@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage, stats
+from scipy import stats
 
 from neurotrans.data.atlas import load_atlas, region_mask
 from neurotrans.data.grid import Grid
@@ -50,70 +50,63 @@ def fdg_measures(manifest: Manifest) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def myelin_indices(manifest: Manifest, *, bin_mm: float | None = None, max_mm: float = 30.0) -> pd.DataFrame:
+def myelin_indices(manifest: Manifest, *, bin_mm: float | None = None) -> pd.DataFrame:
     """Lesion/NAWM DVR and the thesis' demyelination indices for every patient of an ms cohort.
 
-    A lesion voxel is demyelinated when its PIB DVR is below the mean - 1 SD of the controls'
-    WM voxels at the same distance from the CSF (distance bins of ``bin_mm``, default one voxel,
-    beyond ``max_mm`` pooled). The dynamic remyelination index is the fraction of lesion voxels
-    demyelinated at t0 that are back above the threshold at t1; the dynamic demyelination index
-    the fraction of normally myelinated lesion voxels at t0 that are demyelinated at t1.
+    The definitions are those of :mod:`neurotrans.analysis.myelin` (one implementation for
+    the simulation summary and the evaluation): a lesion voxel is demyelinated when its PIB
+    DVR is below the controls' WM mean - 1 SD at the same distance from CSF (bins of
+    ``bin_mm``, default one voxel); the dynamic remyelination index is the fraction of lesion
+    voxels demyelinated at t0 that are back above the threshold at t1, the dynamic
+    demyelination index the fraction of normally myelinated lesion voxels at t0 that are
+    demyelinated at t1 (both on the baseline lesion mask).
 
     Returns:
-        one row per patient: subject, EDSS, lesion_dvr, nawm_dvr (t0), pct_demyelinated_t0/_t1 (of
-        the baseline lesion load), global_change (t1 - t0, percentage points), demyelination_index,
-        remyelination_index (NaN without a t1 session).
+        one row per patient: subject, EDSS, lesion_dvr, nawm_dvr (t0), lesion_voxels,
+        pct_demyelinated_t0/_t1 (of the baseline lesion load), global_change (t1 - t0,
+        percentage points), demyelination_index, remyelination_index (absent without t1).
 
     References:
-        Bodini et al., Ann Neurol 2016; thesis ch. 4.2.5 (indices of myelin content change).
+        Bodini et al., Ann Neurol 2016; Wei, PhD thesis 2020, Sec. 4.2.5.
     """
+    from neurotrans.analysis import myelin
+
     table = manifest.table
     data: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    step = bin_mm
     for i, row in manifest.rows():
         pib = load_volume(manifest.path(i, "PIB"))
-        csf = load_volume(manifest.path(i, "CSF")).data > 0.5
+        step = step or float(pib.voxel_size[0])
         brain = load_volume(manifest.path(i, "brainmask")).data > 0.5
-        step = bin_mm or float(pib.voxel_size[0])
-        dist = ndimage.distance_transform_edt(~csf, sampling=pib.voxel_size)
-        bins = np.minimum((dist / step).astype(np.int64), int(max_mm / step))
-        maps = {"pib": pib.data, "bins": bins, "brain": brain,
-                "wm": (load_volume(manifest.path(i, "WM")).data > 0.5) & brain}
+        maps = {"pib": pib.data, "wm": (load_volume(manifest.path(i, "WM")).data > 0.5) & brain,
+                "dist": myelin.distance_from_csf(load_volume(manifest.path(i, "CSF")).data > 0.5, pib.voxel_size)}
         if row["group"] == "MS":
             maps["lesions"] = load_volume(manifest.path(i, "lesions")).data > 0.5
             maps["nawm"] = load_volume(manifest.path(i, "NAWM")).data > 0.5
         data[(str(row["subject"]), str(row["session"]))] = maps
-    controls = [k for k in data if table.loc[(table["subject"] == k[0]) & (table["session"] == k[1]),
-                                             "group"].iloc[0] == "HC"]
-    n_bins = 1 + max(int(m["bins"].max()) for m in data.values())
-    values = np.concatenate([data[k]["pib"][data[k]["wm"]] for k in controls])
-    where = np.concatenate([data[k]["bins"][data[k]["wm"]] for k in controls])
-    count = np.bincount(where, minlength=n_bins).astype(np.float64)
-    mean = np.bincount(where, values, minlength=n_bins) / np.maximum(count, 1)
-    var = np.bincount(where, values**2, minlength=n_bins) / np.maximum(count, 1) - mean**2
-    threshold = mean - np.sqrt(np.maximum(var, 0.0))
-    # bins without control WM (none at distance 0) take the nearest populated bin's threshold
-    filled = np.flatnonzero(count > 0)
-    threshold = threshold[filled[np.abs(np.arange(n_bins)[:, None] - filled[None]).argmin(axis=1)]]
+    controls = [data[(str(r["subject"]), str(r["session"]))] for _, r in manifest.rows() if r["group"] == "HC"]
+    reference = myelin.control_reference([c["pib"] for c in controls], [c["wm"] for c in controls],
+                                         [c["dist"] for c in controls], bin_mm=step)
 
     rows = []
-    patients = table.loc[table["group"] == "MS", "subject"].astype(str)
-    for subject in dict.fromkeys(patients):
+    for subject in dict.fromkeys(table.loc[table["group"] == "MS", "subject"].astype(str)):
         t0 = data[(subject, "t0")]
         les = t0["lesions"]
-        demyel0 = t0["pib"][les] < threshold[t0["bins"][les]]
+        demy0 = myelin.demyelinated_map(t0["pib"], les, t0["dist"], reference)
         rec = {"subject": subject,
                "EDSS": float(table.loc[table["subject"] == subject, "EDSS"].iloc[0]),
                "lesion_dvr": float(t0["pib"][les].mean()) if les.any() else float("nan"),
                "nawm_dvr": float(t0["pib"][t0["nawm"]].mean()),
                "lesion_voxels": int(les.sum()),
-               "pct_demyelinated_t0": 100.0 * float(demyel0.mean()) if les.any() else float("nan")}
+               "pct_demyelinated_t0": 100.0 * demy0.sum() / les.sum() if les.any() else float("nan")}
         t1 = data.get((subject, "t1"))
         if t1 is not None and les.any():
-            demyel1 = t1["pib"][les] < threshold[t1["bins"][les]]
-            rec["pct_demyelinated_t1"] = 100.0 * float(demyel1.mean())
-            rec["global_change"] = rec["pct_demyelinated_t1"] - rec["pct_demyelinated_t0"]
-            rec["demyelination_index"] = float((demyel1 & ~demyel0).sum() / max((~demyel0).sum(), 1))
-            rec["remyelination_index"] = float((~demyel1 & demyel0).sum() / max(demyel0.sum(), 1))
+            demy1 = myelin.demyelinated_map(t1["pib"], les, t1["dist"], reference)
+            idx = myelin.myelin_indices(demy0, demy1, les)
+            rec["pct_demyelinated_t1"] = 100.0 * idx["fraction_t1"]
+            rec["global_change"] = 100.0 * idx["global"]
+            rec["demyelination_index"] = idx["dynamic_demyelination"]
+            rec["remyelination_index"] = idx["dynamic_remyelination"]
         rows.append(rec)
     return pd.DataFrame(rows)
 
