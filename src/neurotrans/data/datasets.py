@@ -76,6 +76,15 @@ def _slice_index(subjects: Sequence[PreparedSubject], planes: tuple[str, ...],
     return index
 
 
+def _with_targets(subjects: Sequence[PreparedSubject]) -> list[PreparedSubject]:
+    """The subjects as a list; paired training needs every one to have a target."""
+    missing = [s.key for s in subjects if s.target is None]
+    if missing:
+        raise InputError(missing[0], "has no target image for paired training",
+                         "prepare the subjects with a target column")
+    return list(subjects)
+
+
 class PairedSliceDataset(Dataset):
     """2D (or 2.5D) slices of inputs and target, from one plane or all three.
 
@@ -92,11 +101,7 @@ class PairedSliceDataset(Dataset):
     def __init__(self, subjects: Sequence[PreparedSubject], plane: str = "axial", context: int = 0,
                  pad_to: tuple[int, int] | None = None, skip_empty: bool = True,
                  transform: Callable[[Item], Item] | None = None) -> None:
-        self.subjects = list(subjects)
-        missing = [s.key for s in self.subjects if s.target is None]
-        if missing:
-            raise InputError(missing[0], "has no target image for paired training",
-                             "prepare the subjects with a target column")
+        self.subjects = _with_targets(subjects)
         self.planes = _planes(plane)
         self.context = int(context)
         self.pad_to = _common_pad(self.subjects, self.planes, pad_to)
@@ -135,11 +140,7 @@ class PairedPatchDataset(Dataset):
     def __init__(self, subjects: Sequence[PreparedSubject], patch_size: Sequence[int] | None = (64, 64, 64),
                  overlap: float = 0.5, samples_per_volume: int | None = None, seed: int = 0,
                  transform: Callable[[Item], Item] | None = None) -> None:
-        self.subjects = list(subjects)
-        missing = [s.key for s in self.subjects if s.target is None]
-        if missing:
-            raise InputError(missing[0], "has no target image for paired training",
-                             "prepare the subjects with a target column")
+        self.subjects = _with_targets(subjects)
         self.patch_size = tuple(int(p) for p in patch_size) if patch_size is not None else None
         self.samples_per_volume = samples_per_volume
         self.seed, self.epoch = seed, 0
