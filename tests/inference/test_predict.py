@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from neurotrans.inference.predict import invert_target, predict_slices, predict_sliding_window
+from neurotrans.inference.predict import (
+    invert_target,
+    predict_slices,
+    predict_sliding_window,
+    predict_subject,
+)
 from neurotrans.methods.base import Method
 
 
@@ -61,3 +66,21 @@ def test_invert_target_uses_mean_training_statistics():
     # SUVR targets: the model's output already is SUVR
     suvr = {"target_stats": [{"kind": "suvr", "reference": 7.0, "region": "pons"}]}
     np.testing.assert_array_equal(invert_target(y, suvr), y)
+
+
+def test_background_outside_the_brain_mask_is_zero(rng):
+    # a network extrapolates anything outside the brain; the written volume has 0 there
+    from types import SimpleNamespace
+
+    from neurotrans.data.grid import Grid
+    from neurotrans.data.preprocess import GridReference
+
+    grid = Grid((6, 7, 5), np.eye(4))
+    mask = np.zeros(grid.shape, bool)
+    mask[1:5, 2:6, 1:4] = True
+    subject = SimpleNamespace(key="s", inputs=rng.random((1, *grid.shape)).astype(np.float32) + 1.0, mask=mask,
+                              grid=grid, reference=GridReference(grid.shape, grid.affine, None))
+    meta = {"in_channels": 1, "context": 0, "planes": ["axial"], "size_multiple": 1, "target_stats": []}
+    out = predict_subject(Channel(0, scale=3.0), meta, subject)
+    np.testing.assert_allclose(out[mask], 3.0 * subject.inputs[0][mask], rtol=1e-6)
+    assert not out[~mask].any()

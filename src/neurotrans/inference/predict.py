@@ -121,9 +121,13 @@ def predict_subject(method: Method, meta: dict[str, Any], subject: Any, *, devic
     if subject.inputs.shape[0] != n_expected:
         raise InputError(subject.key, f"has {subject.inputs.shape[0]} input channels, the model expects {n_expected}",
                          f"give the inputs {', '.join(meta['inputs'])}")
-    pred = predict_slices(method, subject.inputs, meta["planes"], context=int(meta["context"]),
-                          multiple=int(meta["size_multiple"]), device=device)
-    return to_original_grid(invert_target(pred, meta), subject)
+    pred = invert_target(predict_slices(method, subject.inputs, meta["planes"], context=int(meta["context"]),
+                                        multiple=int(meta["size_multiple"]), device=device), meta)
+    if subject.mask is not None:
+        # inputs are brain-extracted: outside the brain mask the output is background (0), not
+        # whatever the network extrapolates there
+        pred = np.where(subject.mask, pred, 0.0).astype(np.float32)
+    return to_original_grid(pred, subject)
 
 
 def _config(meta: dict[str, Any]) -> Any:
