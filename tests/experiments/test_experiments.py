@@ -60,3 +60,28 @@ def test_realdata_manifest(realdata, tmp_path):
     man = read_manifest(realdata_manifest(realdata, tmp_path))
     assert len(man) == 3 and {"T1w", "T2w", "FLAIR"} <= set(man.image_columns)
     assert all(man.path(i, "FLAIR").is_file() for i in range(len(man)))
+
+
+def test_model_tests_pair_the_models_and_the_reference_by_subject(tmp_path):
+    from scipy import stats
+
+    from neurotrans.experiments.compare_fdg import model_tests
+
+    maes = {"a": [1.0, 2.0, 3.0], "b": [2.5, 2.9, 4.6]}
+    runs = {}
+    for name, method in (("a", "supervised"), ("b", "supervised")):
+        run = tmp_path / name
+        (run / "evaluation").mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"method": method}))
+        rows = [{"subject": f"s{i}", "session": "1", "method": m, "scope": "volume", "units": "original",
+                 "mae": v if m == method else 5.0 + i, "mse": v, "psnr": 20.0 + v, "ssim": 0.5 + v / 10,
+                 "pearson": 0.9} for i, v in enumerate(maes[name]) for m in (method, "other_subjects")]
+        pd.DataFrame(rows).to_csv(run / "evaluation" / "per_subject.tsv", sep="\t", index=False)
+        runs[name] = run
+    tests = model_tests(runs)
+    mae = tests[tests.metric == "mae"].set_index(["method_a", "method_b"])
+    # two runs of the same method are told apart by their run names; the reference comes once
+    assert set(mae.index) == {("a", "other_subjects"), ("a", "b"), ("other_subjects", "b")}
+    row = mae.loc[("a", "b")]
+    assert row["n"] == 3 and row["mean_diff"] == pytest.approx(-1.0 / 3 * 4.0)
+    assert row["p_t"] == pytest.approx(stats.ttest_rel(maes["a"], maes["b"]).pvalue)

@@ -60,6 +60,19 @@ def table(runs: dict[str, Path], units: str = "original") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def model_tests(runs: dict[str, Path]) -> pd.DataFrame:
+    """Paired t and Wilcoxon tests between every two models (and the reference) across test subjects."""
+    from neurotrans.metrics.evaluate import method_tests
+
+    tables = []
+    for i, (name, run) in enumerate(runs.items()):
+        per = pd.read_csv(run / "evaluation" / "per_subject.tsv", sep="\t", dtype={"subject": str, "session": str})
+        method = json.loads((run / "run.json").read_text())["method"]
+        per = per[(per["method"] == method) | ((per["method"] == "other_subjects") & (i == 0))]
+        tables.append(per.assign(method=per["method"].where(per["method"] == "other_subjects", name)))
+    return method_tests(pd.concat(tables, ignore_index=True))
+
+
 def format_table(df: pd.DataFrame) -> str:
     """Markdown table ``model | n | MAE | PSNR | SSIM`` with mean +- std."""
     lines = ["| model | n | MAE | PSNR (dB) | SSIM |", "| --- | --- | --- | --- | --- |"]
@@ -87,6 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = format_table(df)
     (args.out / "table.md").write_text(text + "\n")
     print(text)
+    tests = model_tests(runs)
+    tests.to_csv(args.out / "tests.tsv", sep="\t", index=False)
+    mae = tests[(tests["scope"] == "volume") & (tests["units"] == args.units) & (tests["metric"] == "mae")]
+    print("\npaired tests on MAE (volume, two-sided; all metrics in tests.tsv):")
+    for _, r in mae.iterrows():
+        print(f"  {r['method_a']} - {r['method_b']}: {r['mean_diff']:+.4f}  t p = {r['p_t']:.3g}  "
+              f"Wilcoxon p = {r['p_wilcoxon']:.3g}  (n = {int(r['n'])})")
     return 0
 
 
