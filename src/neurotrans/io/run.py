@@ -54,8 +54,10 @@ def bids_label(value: str, entity: str) -> str:
     label = text[len(entity) + 1:] if text.startswith(f"{entity}-") else text
     if not _LABEL.match(label):
         what = "subject" if entity == "sub" else "session"
+        clean = re.sub("[^A-Za-z0-9]", "", label)
+        clean = clean.removeprefix(entity) or "01"
         raise InputError(text, f"is not a valid BIDS {what} label (letters and digits only)",
-                         f"rename the {what} in the manifest, e.g. {entity}-{re.sub('[^A-Za-z0-9]', '', label) or '01'}")
+                         f"rename the {what} in the manifest, e.g. {entity}-{clean}")
     return label
 
 
