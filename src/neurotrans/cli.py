@@ -52,7 +52,7 @@ def _predict(args: argparse.Namespace) -> int:
     from neurotrans.inference.predict import predict_command
 
     predict_command(checkpoint=args.checkpoint, inputs=args.input, manifest=args.manifest, out=args.out,
-                    device=args.device, overwrite=args.overwrite)
+                    device=args.device, overwrite=args.overwrite, planes=args.planes)
     return 0
 
 
@@ -69,6 +69,13 @@ def _report(args: argparse.Namespace) -> int:
 
     path = build_report(args.run_dir, subjects=args.subjects)
     print(f"report: {path}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from neurotrans.catalogue import format_catalogue
+
+    print(format_catalogue())
     return 0
 
 
@@ -127,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, default=None)
     p.add_argument("--out", type=Path, required=True, help="output .nii.gz (with --input) or folder (with --manifest)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--planes", default="trained", choices=["trained", "axial", "coronal", "sagittal", "all"],
+                   help="slice models: the plane(s) predicted; 'trained' (default) predicts a three-plane model "
+                        "on axial slices as the pix2pix paper does, 'all' averages the three planes")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_predict)
 
@@ -145,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--subjects", nargs="*", default=None, help="subjects shown in the montages")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("list", help="the methods, networks and packaged configs, with their papers")
+    p.set_defaults(func=_list)
 
     p = sub.add_parser("demo", help="simulate, train pix2pix, predict, evaluate and report, on CPU")
     p.add_argument("--out", type=Path, required=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,40 +23,136 @@ import yaml
 CONFIG_DIR = Path(__file__).resolve().parent / "experiments" / "configs"
 
 
+AUGMENTATIONS = ("flip", "rot90", "scale")
+OPTIMISER_NAMES = ("adam", "adamw", "sgd", "adamax")
+SPLIT_KINDS = ("fixed", "kfold", "loo", "explicit")
+EARLY_STOPPING = ("none", "patience", "up")
+PLANE_CHOICES = ("axial", "coronal", "sagittal", "all")
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _choice(value: str, allowed: tuple[str, ...], key: str) -> None:
+    if value not in allowed:
+        close = difflib.get_close_matches(str(value), list(allowed), n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(f"{key} = {value!r} is not one of {', '.join(allowed)}{hint}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    """What to read and how to slice it.
+    """What to read, how to normalise it and how to cut it into training samples.
 
     Args:
         manifest: manifest.tsv of the cohort.
         inputs: input columns, in channel order; ``coords`` is the pseudo-input of the
             3 MNI coordinate channels (ESIT's spatial encoding).
-        target: the column to synthesise (e.g. ``FDG``).
-        mask: mask column restricting losses/metrics, or ``None``.
+        target: the column to synthesise (e.g. ``FDG``); never one of the inputs.
+        mask: mask column restricting losses/metrics (and the background of
+            predictions), or ``None``.
+        aux: extra mask columns carried in every batch as ``batch["aux"]`` (K channels),
+            cut like the images: e.g. ``[lesions, NAWM]`` for region-weighted losses.
+        covariates: numeric manifest columns carried in every batch as
+            ``batch["covariates"]`` (e.g. ``[age]``, DUAL-GLOW's side information).
         voxel_size: resample everything onto the MNI grid of this voxel size (mm);
             ``None`` keeps each subject's native grid (real data).
-        normalisation: column -> normaliser name (``neurotrans.data.normalize.NORMALISERS``);
-            columns not named keep the data layer's default for their modality.
-        plane: ``axial``, ``coronal``, ``sagittal`` or ``all`` (the three-plane model).
-        context: 2.5D: ``context`` neighbouring slices on each side become extra channels.
-        batch_size: slices per batch.
-        skip_empty: drop slices with an empty mask from training.
-        cache_dir: folder of the on-disk cache of prepared volumes (memory-mapped .npy,
-            keyed by subject and preprocessing): a large cohort never has to fit in RAM
-            and later runs skip the preprocessing. ``None`` keeps prepared subjects in RAM.
+        normalisation: column -> normaliser spec (``neurotrans.data.normalize``);
+            ``zscore:cohort`` is one mean/SD per sequence over all training images (the
+            MS thesis). Columns not named keep their modality's default (SUVR for FDG,
+            DVR kept for PIB, min-max for MRI).
+        spatial_dims: 2 (slices) or 3 (patches or whole volumes).
+        plane: 2D: ``axial``, ``coronal``, ``sagittal`` or ``all`` (the three-plane model).
+        context: 2D: 2.5D context, ``context`` neighbouring slices on each side as channels.
+        patch_size: 3D: patch size in voxels; ``None`` trains on whole volumes (padded to
+            the network's size multiple).
+        patch_overlap: 3D: overlap of the regular patch grid and of sliding-window
+            prediction (CF-SAGAN: 0.5).
+        samples_per_volume: 3D: random patches per subject per epoch, centred on mask
+            voxels; 0 uses the regular patch grid instead.
+        augment: any of ``flip`` (left-right), ``rot90`` (90/180/270 degrees in-plane),
+            ``scale`` (zoom 0.75 or 1.25), each applied with probability ``augment_p``.
+        augment_p: probability of each augmentation.
+        batch_size: samples per batch.
+        skip_empty: 2D: drop slices with an empty mask from training.
+        num_workers: DataLoader worker processes (0: load in the main process).
+        pin_memory: pinned host memory for batches; ``None`` = when training on CUDA.
+        cache_dir: folder of the on-disk cache of prepared volumes (memory-mapped .npy):
+            a large cohort never has to fit in RAM and later runs skip preprocessing.
     """
 
     manifest: str = ""
     inputs: tuple[str, ...] = ("T1w",)
     target: str = "FDG"
     mask: str | None = "brainmask"
+    aux: tuple[str, ...] = ()
+    covariates: tuple[str, ...] = ()
     voxel_size: float | None = 3.0
     normalisation: dict[str, str] = field(default_factory=dict)
+    spatial_dims: int = 2
     plane: str = "axial"
     context: int = 0
+    patch_size: tuple[int, ...] | None = None
+    patch_overlap: float = 0.5
+    samples_per_volume: int = 0
+    augment: tuple[str, ...] = ()
+    augment_p: float = 0.5
     batch_size: int = 8
     skip_empty: bool = True
+    num_workers: int = 0
+    pin_memory: bool | None = None
     cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        _require(len(self.inputs) > 0, "data.inputs must name at least one column")
+        _require(len(set(self.inputs)) == len(self.inputs), f"data.inputs lists a column twice: {list(self.inputs)}")
+        _require(self.target not in self.inputs,
+                 f"data.target {self.target!r} is also an input: the model would copy it (a leak); "
+                 "remove it from data.inputs")
+        _require(self.target not in self.aux and (self.mask is None or self.target != self.mask),
+                 f"data.target {self.target!r} cannot also be a mask or aux column")
+        _require(self.voxel_size is None or self.voxel_size > 0, f"data.voxel_size must be > 0, got {self.voxel_size}")
+        _require(self.spatial_dims in (2, 3), f"data.spatial_dims must be 2 or 3, got {self.spatial_dims}")
+        _choice(self.plane, PLANE_CHOICES, "data.plane")
+        _require(self.context >= 0, f"data.context must be >= 0, got {self.context}")
+        _require(self.batch_size >= 1, f"data.batch_size must be >= 1, got {self.batch_size}")
+        _require(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
+        _require(0 <= self.patch_overlap < 1, f"data.patch_overlap must lie in [0, 1), got {self.patch_overlap}")
+        _require(self.samples_per_volume >= 0, f"data.samples_per_volume must be >= 0, got {self.samples_per_volume}")
+        _require(0 <= self.augment_p <= 1, f"data.augment_p must lie in [0, 1], got {self.augment_p}")
+        for name in self.augment:
+            _choice(name, AUGMENTATIONS, "data.augment")
+        if self.spatial_dims == 2:
+            _require(self.patch_size is None, "data.patch_size is for 3D data: set data.spatial_dims=3 or drop it")
+            _require(self.samples_per_volume == 0, "data.samples_per_volume is for 3D patches (data.spatial_dims=3)")
+        else:
+            _require(self.context == 0, "data.context (2.5D) is for slices; with data.spatial_dims=3 set it to 0")
+            _require(self.plane == "axial", "data.plane is for slices; with data.spatial_dims=3 leave it out")
+            if self.patch_size is not None:
+                _require(len(self.patch_size) == 3 and min(self.patch_size) >= 1,
+                         f"data.patch_size must be 3 positive sizes, got {list(self.patch_size)}")
+            else:
+                _require(self.samples_per_volume == 0, "data.samples_per_volume needs data.patch_size")
+        from neurotrans.data.normalize import parse_spec
+
+        for column, spec in self.normalisation.items():
+            try:
+                parse_spec(str(spec))
+            except ValueError as err:
+                raise ValueError(f"data.normalisation.{column}: {err}") from None
+
+    @property
+    def image_inputs(self) -> tuple[str, ...]:
+        """The input columns that are images (not the ``coords`` pseudo-input)."""
+        return tuple(c for c in self.inputs if c != "coords")
+
+    @property
+    def n_input_channels(self) -> int:
+        """Channels per sample: inputs (``coords`` counts 3) x slices of 2.5D context."""
+        per = sum(3 if c == "coords" else 1 for c in self.inputs)
+        return per * (2 * self.context + 1)
 
 
 @dataclass(frozen=True)
@@ -87,31 +184,20 @@ class SplitConfig:
     val: tuple[str, ...] = ()
     test: tuple[str, ...] = ()
 
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Method and networks.
-
-    Args:
-        method: key of ``neurotrans.methods.METHODS``.
-        generator: key of ``neurotrans.networks.NETWORKS`` (the translator network).
-        generator_args: keyword arguments of that network besides dims and channels.
-        discriminator: network key of the critic (adversarial methods).
-        discriminator_args: its keyword arguments.
-        loss: reconstruction loss (``l1``, ``mse``, ``charbonnier``).
-        lambda_rec: weight of the reconstruction loss next to the adversarial one
-            (pix2pix: 100).
-        d_steps: discriminator steps per generator step.
-    """
-
-    method: str = "supervised"
-    generator: str = "unet"
-    generator_args: dict[str, Any] = field(default_factory=dict)
-    discriminator: str = "patchgan"
-    discriminator_args: dict[str, Any] = field(default_factory=dict)
-    loss: str = "l1"
-    lambda_rec: float = 100.0
-    d_steps: int = 1
+    def __post_init__(self) -> None:
+        _choice(self.kind, SPLIT_KINDS, "split.kind")
+        _require(0 <= self.test_fraction < 1 and 0 <= self.val_fraction < 1
+                 and self.test_fraction + self.val_fraction < 1,
+                 f"split.test_fraction ({self.test_fraction}) and split.val_fraction ({self.val_fraction}) "
+                 "must lie in [0, 1) and leave training subjects")
+        _require(self.folds >= 2, f"split.folds must be >= 2, got {self.folds}")
+        _require(self.fold >= 0, f"split.fold must be >= 0, got {self.fold}")
+        if self.kind == "kfold":
+            _require(self.fold < self.folds, f"split.fold must be in [0, {self.folds}), got {self.fold}")
+        if self.kind == "explicit":
+            _require(len(self.train) > 0, "split.kind=explicit needs split.train subject ids")
+            overlap = (set(self.train) & set(self.test)) | (set(self.train) & set(self.val))
+            _require(not overlap, f"split.train shares subjects with val/test: {sorted(overlap)[:5]}")
 
 
 @dataclass(frozen=True)
@@ -119,18 +205,31 @@ class OptimConfig:
     """Optimisers (one per method group; groups may override lr).
 
     Args:
-        name: ``adam`` or ``adamw``.
+        name: ``adam``, ``adamw``, ``sgd`` (the FCN thesis) or ``adamax`` (DUAL-GLOW).
         lr: learning rate.
-        betas: Adam betas.
-        weight_decay: decoupled for AdamW, L2 for Adam.
+        betas: Adam/AdamW/Adamax betas.
+        momentum: SGD momentum.
+        weight_decay: decoupled for AdamW, L2 for the others.
         group_lr: group name -> learning rate overriding ``lr`` (e.g. ``{D: 1e-4}``).
     """
 
     name: str = "adam"
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
+    momentum: float = 0.0
     weight_decay: float = 0.0
     group_lr: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _choice(self.name, OPTIMISER_NAMES, "optim.name")
+        _require(self.lr > 0 and math.isfinite(self.lr), f"optim.lr must be a positive number, got {self.lr}")
+        _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+                 f"optim.betas must be two numbers in [0, 1), got {list(self.betas)}")
+        _require(0 <= self.momentum < 1, f"optim.momentum must lie in [0, 1), got {self.momentum}")
+        _require(self.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        for group, lr in self.group_lr.items():
+            _require(isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0,
+                     f"optim.group_lr.{group} must be a positive number, got {lr!r}")
 
 
 @dataclass(frozen=True)
@@ -139,9 +238,9 @@ class TrainerConfig:
 
     Args:
         out: run folder.
-        seed: seeds torch, numpy, python and the data order.
+        seed: seeds torch, numpy, python (once, at the entry point) and the data order.
         max_steps: optimisation iterations (one batch each); 0 = no limit.
-        max_epochs: passes over the training slices; 0 = no limit.
+        max_epochs: passes over the training samples; 0 = no limit.
         max_minutes: wall-clock budget of training (``None`` = none).
         val_every: validate every this many steps (and at the end).
         checkpoint_every: write ``last.pt`` every this many steps.
@@ -149,7 +248,8 @@ class TrainerConfig:
             validations) or ``up`` (Prechelt's UP_s: validation error rose in
             ``strips`` successive strips of ``strip_length`` validations).
         patience, strips, strip_length: parameters of the two rules.
-        monitor: validation metric to minimise (``mae`` or ``loss``).
+        monitor: validation metric to minimise, one the method reports (image methods:
+            ``mae``, ``mse``; flows: ``nll``); ``None`` = the method's first.
         amp: mixed precision where available (CUDA only).
         deterministic: ``torch.use_deterministic_algorithms(True, warn_only=True)``.
         progress: tqdm progress bar.
@@ -168,32 +268,62 @@ class TrainerConfig:
     patience: int = 10
     strips: int = 3
     strip_length: int = 5
-    monitor: str = "mae"
+    monitor: str | None = None
     amp: bool = True
     deterministic: bool = True
     progress: bool = True
     val_subjects_max: int = 8
     log_every: int = 10
 
+    def __post_init__(self) -> None:
+        _require(self.seed >= 0, f"trainer.seed must be >= 0, got {self.seed}")
+        _require(self.max_steps >= 0, f"trainer.max_steps must be >= 0 (0 = no limit), got {self.max_steps}")
+        _require(self.max_epochs >= 0, f"trainer.max_epochs must be >= 0 (0 = no limit), got {self.max_epochs}")
+        _require(self.max_minutes is None or (self.max_minutes > 0 and math.isfinite(self.max_minutes)),
+                 f"trainer.max_minutes must be a positive number of minutes, got {self.max_minutes}")
+        for key in ("val_every", "checkpoint_every", "patience", "strips", "strip_length", "log_every",
+                    "val_subjects_max"):
+            value = getattr(self, key)
+            _require(value >= 1, f"trainer.{key} must be >= 1, got {value}")
+        _choice(self.early_stopping, EARLY_STOPPING, "trainer.early_stopping")
 
-SECTIONS: dict[str, type] = {"data": DataConfig, "split": SplitConfig, "model": ModelConfig,
-                             "optim": OptimConfig, "trainer": TrainerConfig}
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "split": SplitConfig, "optim": OptimConfig,
+                             "trainer": TrainerConfig}
+
+
+def _default_model() -> Any:
+    from neurotrans.methods import method_config_class
+
+    return method_config_class("supervised")()
 
 
 @dataclass(frozen=True)
 class Config:
-    """A whole run: one dataclass per component."""
+    """A whole run: one dataclass per component; ``model`` is the method's own config.
+
+    Method-specific checks of the data section (ESIT's coordinate inputs, a network that
+    cannot take the data's dimensionality) live in the method's config, which is asked
+    here, when the config is built, before any data are read.
+    """
 
     name: str = "run"
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: Any = field(default_factory=_default_model)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
+    def __post_init__(self) -> None:
+        check = getattr(self.model, "check_data", None)
+        if check is not None:
+            check(self.data)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (lists for tuples), safe for YAML and ``torch.load(weights_only=True)``."""
-        return _plain(dataclasses.asdict(self))
+        values = _plain(dataclasses.asdict(self))
+        values["model"] = {"method": self.model.method, **values["model"]}
+        return values
 
     def replace(self, overrides: Iterable[str] = ()) -> Config:
         """A copy with dotted ``key=value`` overrides applied."""
@@ -278,13 +408,23 @@ def config_from_dict(values: Mapping[str, Any]) -> Config:
     for key, value in values.items():
         if key == "name":
             kwargs["name"] = str(value)
-        elif key in SECTIONS:
+        elif key in SECTIONS or key == "model":
             if value is not None and not isinstance(value, Mapping):
                 raise ValueError(f"config section {key!r} must be a mapping, got {value!r}")
-            kwargs[key] = _section(SECTIONS[key], value or {}, f"{key}.")
+            kwargs[key] = (_model_section(value or {}) if key == "model"
+                           else _section(SECTIONS[key], value or {}, f"{key}."))
         else:
-            raise _unknown(key, [*SECTIONS, "name"], "")
+            raise _unknown(key, [*SECTIONS, "model", "name"], "")
     return Config(**kwargs)
+
+
+def _model_section(values: Mapping[str, Any]) -> Any:
+    """The ``model`` section: ``method`` picks the method, whose own config takes the rest."""
+    from neurotrans.methods import method_config_class
+
+    values = dict(values)
+    method = str(values.pop("method", "supervised"))
+    return _section(method_config_class(method), values, f"model.({method}) ")
 
 
 def apply_overrides(values: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -297,8 +437,8 @@ def apply_overrides(values: dict[str, Any], overrides: Iterable[str]) -> dict[st
         parts = key.strip().split(".")
         node = values
         for depth, part in enumerate(parts[:-1]):
-            if depth == 0 and part not in SECTIONS:
-                raise _unknown(part, SECTIONS, "")
+            if depth == 0 and part not in (*SECTIONS, "model"):
+                raise _unknown(part, [*SECTIONS, "model"], "")
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {item!r}: {part!r} is not a section")

@@ -58,3 +58,9 @@ def small_grid() -> Grid:
 @pytest.fixture
 def cohort(tmp_path: Path, rng: np.random.Generator, small_grid: Grid) -> Manifest:
     return write_cohort(tmp_path / "cohort", rng, small_grid)
+
+
+@pytest.fixture
+def cohort_writer():
+    """:func:`write_cohort`, for tests that need other columns or sizes."""
+    return write_cohort

@@ -20,7 +20,7 @@ def real_manifest(realdata, tmp_path):
 
 
 def test_manifest_and_check_pass_on_real_scans(real_manifest, tmp_path, capsys):
-    assert real_manifest.subjects == ["TCGA-DU-7294", "TCGA-FG-6692", "stroke"]
+    assert real_manifest.subjects == ["TCGADU7294", "TCGAFG6692", "stroke"]  # folder names as BIDS labels
     assert real_manifest.image_columns == ["T1w", "T2w", "FLAIR"]
     assert "T1Gd" in real_manifest.table.columns
     report = check_manifest(tmp_path / "manifest.tsv", progress=False)
@@ -32,7 +32,7 @@ def test_manifest_and_check_pass_on_real_scans(real_manifest, tmp_path, capsys):
 
 
 def test_real_glioma_native_grid_end_to_end(real_manifest, tmp_path):
-    i = real_manifest.subjects.index("TCGA-DU-7294")
+    i = real_manifest.subjects.index("TCGADU7294")
     s = prepare_subject(real_manifest, i, ["T1w", "FLAIR"], "T2w", grid=None,
                         normalisation={"T1w": "minmax:robust", "FLAIR": "zscore:mask", "T2w": "minmax"})
     t1 = load_volume(real_manifest.path(i, "T1w"))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
+import numpy as np
 import pandas as pd
 import pytest
 
 from neurotrans.errors import InputError
-from neurotrans.experiments.compare_fdg import format_table, table
+from neurotrans.experiments.compare_fdg import format_table, per_subject_rows, table
 from neurotrans.experiments.demo import run_demo, summary_from_evaluation
 from neurotrans.experiments.realdata import realdata_manifest
 from neurotrans.io.manifest import read_manifest
@@ -38,22 +37,31 @@ def test_demo_refuses_to_overwrite(tmp_path):
         run_demo(tmp_path / "new", subjects=3)
 
 
-def test_comparison_table_mean_and_std(tmp_path):
-    runs = {}
-    for name, method, maes in (("a", "supervised", [1.0, 2.0, 3.0]), ("b", "pix2pix", [2.0, 2.0, 2.0])):
-        run = tmp_path / name
-        (run / "evaluation").mkdir(parents=True)
-        (run / "run.json").write_text(json.dumps({"method": method}))
-        rows = [{"subject": f"s{i}", "method": m, "scope": "volume", "units": "original", "mae": v if m == method
-                 else 5.0, "psnr": 20.0 + i, "ssim": 0.5} for i, v in enumerate(maes) for m in (method, "other_subjects")]
-        pd.DataFrame(rows).to_csv(run / "evaluation" / "per_subject.tsv", sep="\t", index=False)
-        runs[name] = run
-    df = table(runs)
-    assert list(df["model"]) == ["a", "other_subjects", "b"]
+def _evaluation(folder, label, maes, ref_offset=0.0):
+    folder.mkdir(parents=True)
+    rows = [{"subject": f"s{i}", "session": "1", "method": m, "scope": "volume", "units": "original",
+             "mae": v if m == label else 5.0 + i + ref_offset, "mse": v, "psnr": 20.0 + v, "ssim": 0.5 + v / 10,
+             "pearson": 0.9} for i, v in enumerate(maes) for m in (label, "other_subjects")]
+    pd.DataFrame(rows).to_csv(folder / "per_subject.tsv", sep="\t", index=False)
+    return folder
+
+
+def test_comparison_table_mean_and_std_pooled_and_over_folds(tmp_path):
+    evaluations = {"a": [_evaluation(tmp_path / "a0", "a", [1.0, 2.0, 3.0])],
+                   "b": [_evaluation(tmp_path / "b0", "b", [2.0, 2.0, 2.0])]}
+    df = table(per_subject_rows(evaluations))
+    assert list(df["model"]) == ["a", "b", "other_subjects"]
     a = df.iloc[0]
     assert a["mae_mean"] == pytest.approx(2.0) and a["mae_std"] == pytest.approx(1.0) and a["n"] == 3
-    assert df.iloc[1]["mae_mean"] == 5.0 and df.iloc[2]["mae_std"] == 0.0
-    assert "| a | 3 | 2.0000 +- 1.0000 | 21.00 +- 1.00 |" in format_table(df)
+    assert df.iloc[2]["mae_mean"] == 6.0 and df.iloc[1]["mae_std"] == 0.0
+    assert "| a | 3 | 2.0000 +- 1.0000 | 22.00 +- 1.00 |" in format_table(df)
+    # two folds: subjects pooled, and the SD of the fold means beside it
+    folds = {"a": [_evaluation(tmp_path / "f0", "a", [1.0, 1.0]), _evaluation(tmp_path / "f1", "a", [3.0, 3.0])]}
+    df = table(per_subject_rows(folds))
+    a = df.iloc[0]
+    assert a["n"] == 4 and a["folds"] == 2 and a["mae_mean"] == pytest.approx(2.0)
+    assert a["mae_fold_std"] == pytest.approx(np.std([1.0, 3.0], ddof=1))
+    assert "(folds" in format_table(df)
 
 
 def test_realdata_manifest(realdata, tmp_path):
@@ -68,19 +76,9 @@ def test_model_tests_pair_the_models_and_the_reference_by_subject(tmp_path):
     from neurotrans.experiments.compare_fdg import model_tests
 
     maes = {"a": [1.0, 2.0, 3.0], "b": [2.5, 2.9, 4.6]}
-    runs = {}
-    for name, method in (("a", "supervised"), ("b", "supervised")):
-        run = tmp_path / name
-        (run / "evaluation").mkdir(parents=True)
-        (run / "run.json").write_text(json.dumps({"method": method}))
-        rows = [{"subject": f"s{i}", "session": "1", "method": m, "scope": "volume", "units": "original",
-                 "mae": v if m == method else 5.0 + i, "mse": v, "psnr": 20.0 + v, "ssim": 0.5 + v / 10,
-                 "pearson": 0.9} for i, v in enumerate(maes[name]) for m in (method, "other_subjects")]
-        pd.DataFrame(rows).to_csv(run / "evaluation" / "per_subject.tsv", sep="\t", index=False)
-        runs[name] = run
-    tests = model_tests(runs)
+    evaluations = {name: [_evaluation(tmp_path / name, name, v)] for name, v in maes.items()}
+    tests = model_tests(per_subject_rows(evaluations))
     mae = tests[tests.metric == "mae"].set_index(["method_a", "method_b"])
-    # two runs of the same method are told apart by their run names; the reference comes once
     assert set(mae.index) == {("a", "other_subjects"), ("a", "b"), ("other_subjects", "b")}
     row = mae.loc[("a", "b")]
     assert row["n"] == 3 and row["mean_diff"] == pytest.approx(-1.0 / 3 * 4.0)

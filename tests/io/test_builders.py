@@ -28,7 +28,7 @@ def test_folder_pattern_reads_nested_and_flat_subjects(tmp_path):
     (root / "README.md").write_text("not an image")
     out = tmp_path / "out" / "manifest.tsv"
     m = build_manifest("folder", root, out)
-    assert m.subjects == ["A-1", "B-2", "stroke"]
+    assert m.subjects == ["A1", "B2", "stroke"]  # ids become BIDS labels
     assert list(m.table.columns) == ["subject", "session", "T1w", "T2w", "FLAIR", "T1Gd"]
     back = read_manifest(out)
     assert back.table["T1Gd"].isna().tolist() == [False, False, True]

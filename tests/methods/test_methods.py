@@ -6,8 +6,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neurotrans.config import ModelConfig
-from neurotrans.methods import METHODS, ESITMethod, Pix2Pix, SupervisedMethod, build_method
+from neurotrans.config import config_from_dict
+from neurotrans.methods import (
+    METHODS,
+    ErrorSums,
+    ESITMethod,
+    ModelIO,
+    Pix2Pix,
+    SupervisedMethod,
+    build_method,
+)
+from neurotrans.methods.esit import ESITConfig
+from neurotrans.methods.pix2pix import Pix2PixConfig
+from neurotrans.methods.supervised import SupervisedConfig
 from neurotrans.networks import build_network
 
 
@@ -17,20 +28,20 @@ def _batch(c: int = 2, b: int = 2, hw: tuple[int, int] = (16, 16)) -> dict:
             "mask": (torch.rand(b, 1, *hw, generator=g) > 0.3).float()}
 
 
-def _small(method: str) -> ModelConfig:
+def _small(method: str):
     if method == "esit":
-        return ModelConfig(method="esit", generator="esit",
-                           generator_args={"n_regions": 4, "features": [8], "tissue_features": [8]})
-    return ModelConfig(method=method, generator="unet_pix2pix", generator_args={"base": 4, "depth": 3},
-                       discriminator_args={"base": 4, "n_layers": 1}, loss="charbonnier" if method == "supervised"
-                       else "l1")
+        return ESITConfig(generator="esit", generator_args={"n_regions": 4, "features": [8], "tissue_features": [8]})
+    if method == "supervised":
+        return SupervisedConfig(generator="unet_pix2pix", generator_args={"base": 4, "depth": 3}, loss="charbonnier")
+    return Pix2PixConfig(generator="unet_pix2pix", generator_args={"base": 4, "depth": 3},
+                         discriminator_args={"base": 4, "n_layers": 1})
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_every_group_gives_finite_losses_and_gradients(name):
     torch.manual_seed(0)
     inputs = ("GM", "WM", "CSF", "coords") if name == "esit" else ("T1w", "T2w")
-    method = build_method(_small(name), inputs, 6 if name == "esit" else 2)
+    method = build_method(_small(name), ModelIO(in_channels=6 if name == "esit" else 2, inputs=inputs))
     batch = _batch(6 if name == "esit" else 2)
     groups = method.optimiser_groups()
     assert set(method.schedule()) == set(groups)
@@ -44,7 +55,8 @@ def test_every_group_gives_finite_losses_and_gradients(name):
                 assert p.grad is not None and torch.isfinite(p.grad).all(), (group, net, pname)
     assert method.predict(batch["input"]).shape == batch["target"].shape
     val = method.validation_step(batch)
-    assert val["n"] == float(batch["mask"].sum())
+    assert isinstance(val, ErrorSums) and val.n == float(batch["mask"].sum())
+    assert set(val.metrics()) == set(type(method).validation_metrics)
 
 
 def test_pix2pix_steps_equal_the_reference_losses():
@@ -76,10 +88,40 @@ def test_supervised_losses_and_builders_check_names():
         out = SupervisedMethod(net, loss=loss).training_step(batch, "main")["loss"]
         torch.testing.assert_close(out, ref(net(batch["input"]), batch["target"]))
     with pytest.raises(ValueError, match="pix2pix"):
-        build_method(ModelConfig(method="pix2px"), ("T1w",), 1)
+        config_from_dict({"model": {"method": "pix2px"}})
     with pytest.raises(ValueError, match="coords"):
-        build_method(_small("esit"), ("GM", "WM", "CSF"), 3)
+        build_method(_small("esit"), ModelIO(in_channels=3, inputs=("GM", "WM", "CSF")))
     with pytest.raises(ValueError, match="d_steps"):
         Pix2Pix(net, net, d_steps=0)
-    assert isinstance(build_method(_small("esit"), ("GM", "coords"), 4), ESITMethod)
-    assert build_method(_small("pix2pix"), ("T1w",), 1).size_multiple == 8
+    assert isinstance(build_method(_small("esit"), ModelIO(in_channels=4, inputs=("GM", "coords"))), ESITMethod)
+    assert build_method(_small("pix2pix"), ModelIO(in_channels=1, inputs=("T1w",))).size_multiple == 8
+
+
+@pytest.mark.parametrize("model, match", [
+    ({"method": "pix2pix", "discrimnator": "patchgan"}, "discriminator"),  # another method's key or a typo
+    ({"method": "supervised", "discriminator": "patchgan"}, "discriminator"),  # pix2pix's key on supervised
+    ({"method": "supervised", "lambda_rec": 10}, "lambda_rec"),
+    ({"method": "supervised", "generator": "unet3"}, "unet"),
+    ({"method": "pix2pix", "d_steps": 0}, "d_steps"),
+    ({"method": "pix2pix", "loss": "l3"}, "l1"),
+    ({"method": "esit", "generator": "esit"}, "coords"),  # ESIT's own check of the data section
+])
+def test_each_method_validates_its_own_config(model, match):
+    with pytest.raises(ValueError, match=match):
+        config_from_dict({"model": model})
+
+
+def test_method_configs_round_trip_and_pix2pix_uses_the_papers_init():
+    for model in ({"method": "supervised", "loss": "mse"}, {"method": "pix2pix", "lambda_rec": 10.0},
+                  {"method": "esit"}):
+        data = {"inputs": ["GM", "WM", "CSF", "coords"]} if model["method"] == "esit" else {}
+        cfg = config_from_dict({"model": model, "data": data})
+        assert cfg.to_dict()["model"]["method"] == model["method"]
+        assert config_from_dict(cfg.to_dict()) == cfg
+    cfg = config_from_dict({"model": {"method": "pix2pix", "generator": "unet_pix2pix",
+                                      "generator_args": {"base": 8, "depth": 3}}})
+    assert cfg.model.init == "normal"
+    torch.manual_seed(0)
+    method = build_method(cfg.model, ModelIO(in_channels=1))
+    weights = torch.cat([m.weight.flatten() for m in method.modules() if isinstance(m, torch.nn.Conv2d)])
+    assert abs(float(weights.std()) - 0.02) < 0.002 and abs(float(weights.mean())) < 0.002

@@ -39,7 +39,7 @@ class AffineFlow(Method):
         nll = (0.5 * z**2 + 0.5 * math.log(2 * math.pi) + p["log_sigma"]).mean()  # log det = -log_sigma
         return {"loss": nll, "nll": nll.detach()}
 
-    def predict(self, x):
+    def predict(self, x, covariates=None):
         return x
 
 
@@ -54,7 +54,7 @@ class TwoDomains(Method):
         return {"dis_a": OptimGroup(("d_a",)), "dis_b": OptimGroup(("d_b",)),
                 "gen": OptimGroup(("g_ab", "g_ba"), {"lr": 1e-2})}
 
-    def schedule(self):
+    def schedule(self, step=0):
         return ["dis_a", "dis_b", "gen"]
 
     def training_step(self, batch, group):
@@ -67,7 +67,7 @@ class TwoDomains(Method):
         adv = (n["d_b"](n["g_ab"](a)) - 1).square().mean() + (n["d_a"](n["g_ba"](b)) - 1).square().mean()
         return {"loss": cycle + adv, "cycle": cycle.detach()}
 
-    def predict(self, x):
+    def predict(self, x, covariates=None):
         return self.networks["g_ab"](x)
 
 

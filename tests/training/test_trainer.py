@@ -14,14 +14,16 @@ import pytest
 import torch
 
 from neurotrans.errors import InputError
+from neurotrans.io.run import RunFolder
 from neurotrans.training.checkpoint import load_checkpoint
 from neurotrans.training.run import train_from_config
 from neurotrans.training.trainer import Trainer, epoch_batches
 
 
 def _config(manifest: Path, method: str = "pix2pix", steps: int = 8) -> dict:
-    model = {"method": method, "generator": "unet_pix2pix", "generator_args": {"base": 4, "depth": 2},
-             "discriminator_args": {"base": 4, "n_layers": 1}}
+    model = {"method": method, "generator": "unet_pix2pix", "generator_args": {"base": 4, "depth": 2}}
+    if method == "pix2pix":
+        model["discriminator_args"] = {"base": 4, "n_layers": 1}
     return {"model": model,
             "data": {"manifest": str(manifest), "voxel_size": None, "normalisation": {"FDG": "zscore"},
                      "batch_size": 4},
@@ -57,9 +59,11 @@ def test_seeded_runs_are_identical_and_seeds_matter(tiny_cohort, tmp_path):
     log = [json.loads(x) for x in (a / "log.jsonl").read_text().splitlines()]
     assert {"D/loss", "G/loss", "G/g_rec"} <= set(log[0]) and any(r["kind"] == "val" for r in log)
     assert (a / "log.csv").is_file() and (a / "config.yaml").is_file()
-    run = json.loads((a / "run.json").read_text())
-    assert run["method"] == "pix2pix" and run["steps"] == 5 and not run["simulated"]
-    assert not set(run["train_subjects"]) & set(run["test_subjects"])
+    folder = RunFolder(a)
+    info, outcome = folder.read_info(), folder.read_outcome()
+    assert info.method == "pix2pix" and outcome.steps == 5 and not info.simulated
+    assert not set(info.split["train"]) & set(info.split["test"])
+    assert load_checkpoint(folder.checkpoint("last"))["info"] == info.to_dict()  # one contract, twice written
 
 
 def test_training_from_the_memory_mapped_cache_gives_the_same_weights(tiny_cohort, tmp_path):
@@ -126,11 +130,11 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_cohort, tmp_path):
 def test_time_budget_and_early_stopping(tiny_cohort, tmp_path):
     cfg = _config(tiny_cohort, method="supervised", steps=0)
     run = train_from_config(cfg, ["trainer.max_steps=0"], out=tmp_path / "budget", max_minutes=0.02)
-    info = json.loads((run / "run.json").read_text())
-    assert "time budget" in info["stopped"] and info["steps"] >= 1
+    outcome = RunFolder(run).read_outcome()
+    assert "time budget" in outcome.stopped and outcome.steps >= 1
     # lr so large that the validation error grows: UP_1 with strips of 1 evaluation stops early
     run = train_from_config(cfg, ["trainer.max_steps=200", "trainer.val_every=1", "trainer.early_stopping=up",
                                   "trainer.strips=1", "trainer.strip_length=1", "optim.lr=5.0"],
                             out=tmp_path / "early")
-    info = json.loads((run / "run.json").read_text())
-    assert info["stopped"].startswith("early stopping") and info["steps"] < 200
+    outcome = RunFolder(run).read_outcome()
+    assert outcome.stopped.startswith("early stopping") and outcome.steps < 200 and outcome.monitor == "mae"

@@ -20,7 +20,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-SPATIAL_KEYS = ("input", "target", "mask")
+SPATIAL_KEYS = ("input", "target", "mask", "aux")
+LABEL_KEYS = ("mask", "aux")  # resampled by nearest neighbour
 
 
 def flip(item: dict[str, Any], axes: Sequence[int]) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def rotate_scale(item: dict[str, Any], angles: Sequence[float], scale: float) ->
     for k in SPATIAL_KEYS:
         if k in item:
             x = item[k].float()[None]
-            mode = "nearest" if k == "mask" else "bilinear"
+            mode = "nearest" if k in LABEL_KEYS else "bilinear"
             out[k] = F.grid_sample(x, grid.expand(1, *grid.shape[1:]), mode=mode, padding_mode="zeros",
                                    align_corners=False)[0]
     return out
@@ -117,6 +118,51 @@ class RandomRotateScale:
 
     def __call__(self, item: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Any]:
         return rotate_scale(item, **self.sample(generator))
+
+
+@dataclass(frozen=True)
+class RandomFlipRotateScale:
+    """The papers' augmentations: left-right flip, in-plane 90/180/270 rotation, zoom 0.75/1.25.
+
+    Each enabled transform is applied with probability ``p``; rotations turn the axial
+    plane (the slice plane of 2D items, axes X-Y of 3D items). A 90 or 270 rotation of a
+    non-square plane keeps the item's shape (content beyond the shorter side is cut,
+    the rest zero-filled) so that items still batch together.
+
+    Args:
+        flip: enable the left-right flip (first spatial axis, X in RAS order).
+        rot90: enable rotations by a random multiple of 90 degrees.
+        scale: enable zooming by 0.75 or 1.25.
+        p: probability of each enabled transform.
+        spatial_dims: 2 (slices) or 3 (patches/volumes).
+
+    References: CF-SAGAN (papers/003 ch. 4: rotation and scaling of 3D patches).
+    """
+
+    flip: bool = True
+    rot90: bool = True
+    scale: bool = True
+    p: float = 0.5
+    spatial_dims: int = 2
+
+    def sample(self, generator: torch.Generator | None = None) -> dict[str, Any]:
+        u = torch.rand(5, generator=generator).tolist()
+        k = (1 + int(u[1] * 3)) if (self.rot90 and u[0] < self.p) else 0
+        zoom = (0.75 if u[3] < 0.5 else 1.25) if (self.scale and u[2] < self.p) else 1.0
+        return {"flipped": bool(self.flip and u[4] < self.p), "quarter_turns": k, "scale": zoom}
+
+    def apply(self, item: dict[str, Any], flipped: bool, quarter_turns: int, scale: float) -> dict[str, Any]:
+        """The deterministic transform of :meth:`sample`'s parameters."""
+        if flipped:
+            item = flip(item, [0])
+        if quarter_turns or scale != 1.0:
+            angle = quarter_turns * math.pi / 2
+            angles = [angle] if self.spatial_dims == 2 else [0.0, 0.0, angle]
+            item = rotate_scale(item, angles, scale)
+        return item
+
+    def __call__(self, item: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Any]:
+        return self.apply(item, **self.sample(generator))
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from neurotrans.data.grid import Grid
 from neurotrans.data.preprocess import GridReference, PreparedSubject, prepare_subject
 from neurotrans.io.manifest import Manifest
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def _source_signature(manifest: Manifest, i: int, columns: Sequence[str]) -> list[Any]:
@@ -50,13 +50,16 @@ def _source_signature(manifest: Manifest, i: int, columns: Sequence[str]) -> lis
 
 
 def cache_key(manifest: Manifest, i: int, inputs: Sequence[str], target: str | None, *, grid: Grid | None,
-              normalisation: dict[str, str], mask: str | None) -> str:
+              normalisation: dict[str, str], mask: str | None, aux: Sequence[str] = (),
+              fitted: dict[str, dict[str, Any]] | None = None) -> str:
     """Folder name of row ``i``'s cache entry: ``<subject_session>-<12 hex digits>``."""
     params = {
-        "version": CACHE_VERSION, "inputs": list(inputs), "target": target, "mask": mask,
+        "version": CACHE_VERSION, "inputs": list(inputs), "target": target, "mask": mask, "aux": list(aux),
         "normalisation": {k: normalisation[k] for k in sorted(normalisation)},
+        "fitted": fitted or {},
         "grid": None if grid is None else [list(grid.shape), np.round(grid.affine, 6).ravel().tolist()],
-        "sources": _source_signature(manifest, i, [*inputs, *([target] if target else []), *([mask] if mask else [])]),
+        "sources": _source_signature(manifest, i, [*inputs, *([target] if target else []), *([mask] if mask else []),
+                                                   *aux]),
     }
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     return f"{manifest.key(i)}-{digest}"
@@ -87,12 +90,15 @@ def save_subject(subject: PreparedSubject, folder: str | Path) -> Path:
             np.save(tmp / "target.npy", np.asfortranarray(subject.target, dtype=np.float32))
         if subject.mask is not None:
             np.save(tmp / "mask.npy", np.asfortranarray(subject.mask, dtype=bool))
+        if subject.aux is not None:
+            np.save(tmp / "aux.npy", np.asfortranarray(subject.aux, dtype=np.float32))
         meta = {
             "key": subject.key, "subject": subject.subject, "session": subject.session, "stats": subject.stats,
             "reference": {"shape": list(subject.reference.shape), "affine": subject.reference.affine.tolist(),
                           "header": _header_bytes(subject.reference.header)},
             "grid": {"shape": list(subject.grid.shape), "affine": subject.grid.affine.tolist()},
             "input_names": list(subject.input_names), "target_name": subject.target_name,
+            "aux_names": list(subject.aux_names),
             "covariates": {k: (v if isinstance(v, str | int | float | bool) or v is None else str(v))
                            for k, v in subject.covariates.items()},
         }
@@ -141,29 +147,32 @@ def load_subject(folder: str | Path) -> PreparedSubject:
         reference=GridReference(tuple(ref["shape"]), np.array(ref["affine"]), _header_from(ref["header"])),
         grid=Grid(tuple(meta["grid"]["shape"]), np.array(meta["grid"]["affine"])),
         input_names=tuple(meta["input_names"]), target_name=meta["target_name"], covariates=meta["covariates"],
-        folder=str(folder.resolve()),
+        aux=arr("aux"), aux_names=tuple(meta.get("aux_names", ())), folder=str(folder.resolve()),
     )
 
 
 def cached_subject(manifest: Manifest, i: int, inputs: list[str], target: str | None, *, cache_dir: str | Path,
-                   grid: Grid | None, normalisation: dict[str, str], mask: str | None = "brainmask") -> PreparedSubject:
+                   grid: Grid | None, normalisation: dict[str, str], mask: str | None = "brainmask",
+                   aux: Sequence[str] = (), fitted: dict[str, dict[str, Any]] | None = None) -> PreparedSubject:
     """``prepare_subject`` through the cache: computed and stored on a miss, memory-mapped always."""
     folder = Path(cache_dir) / cache_key(manifest, i, inputs, target, grid=grid, normalisation=normalisation,
-                                         mask=mask)
+                                         mask=mask, aux=aux, fitted=fitted)
     if not (folder / "meta.json").exists():
-        subject = prepare_subject(manifest, i, inputs, target, grid=grid, normalisation=normalisation, mask=mask)
+        subject = prepare_subject(manifest, i, inputs, target, grid=grid, normalisation=normalisation, mask=mask,
+                                  aux=list(aux), fitted=fitted)
         save_subject(subject, folder)
     return load_subject(folder)
 
 
 def prepare_cohort(manifest: Manifest, inputs: list[str], target: str | None, *, grid: Grid | None,
                    normalisation: dict[str, str], mask: str | None = "brainmask",
-                   cache_dir: str | Path | None = None, progress: bool = False) -> list[PreparedSubject]:
+                   cache_dir: str | Path | None = None, progress: bool = False, aux: Sequence[str] = (),
+                   fitted: dict[str, dict[str, Any]] | None = None) -> list[PreparedSubject]:
     """Prepare every row of ``manifest``: memory-mapped from ``cache_dir`` when given, else in RAM.
 
     Args:
         manifest: the cohort (e.g. ``manifest.subset(fold.train)``).
-        inputs, target, grid, normalisation, mask: as in :func:`prepare_subject`.
+        inputs, target, grid, normalisation, mask, aux, fitted: as in :func:`prepare_subject`.
         cache_dir: cache folder (created on demand); ``None`` keeps everything in memory.
         progress: tqdm progress bar.
     """
@@ -173,8 +182,8 @@ def prepare_cohort(manifest: Manifest, inputs: list[str], target: str | None, *,
     for i in tqdm(range(len(manifest)), desc="preparing", unit="subject", disable=not progress):
         if cache_dir is None:
             out.append(prepare_subject(manifest, i, inputs, target, grid=grid, normalisation=normalisation,
-                                       mask=mask))
+                                       mask=mask, aux=list(aux), fitted=fitted))
         else:
             out.append(cached_subject(manifest, i, inputs, target, cache_dir=cache_dir, grid=grid,
-                                      normalisation=normalisation, mask=mask))
+                                      normalisation=normalisation, mask=mask, aux=aux, fitted=fitted))
     return out

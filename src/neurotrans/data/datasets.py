@@ -5,6 +5,10 @@ batch them with the default collate:
 
 - slices: ``{"input": (C*(2k+1), H, W), "target": (1, H, W), "mask": (1, H, W), "key", "plane", "index"}``
 - patches: ``{"input": (C, D, H, W), "target": (1, D, H, W), "mask": (1, D, H, W), "key", "start"}``
+  (whole volumes: ``patch_size=None``, padded to a common size)
+
+plus, when the subjects carry them, ``"aux"`` (K extra masks cut like the mask) and,
+when ``covariates`` are named, ``"covariates"`` (a float vector per item).
 - unpaired: ``{"a": (Ca*(2k+1), H, W), "b": (Cb*(2k+1), H, W), "mask_a", "mask_b", "key_a", "key_b", "plane", "index"}``
 
 Subjects are :class:`~neurotrans.data.preprocess.PreparedSubject` objects, in memory or
@@ -76,6 +80,37 @@ def _slice_index(subjects: Sequence[PreparedSubject], planes: tuple[str, ...],
     return index
 
 
+def covariate_vector(subject: PreparedSubject, names: Sequence[str]) -> torch.Tensor:
+    """The named covariates of a subject as float32 (``sex``: M = 1, F = 0).
+
+    Raises:
+        InputError: a covariate is missing or not numeric.
+    """
+    values = []
+    for name in names:
+        raw = subject.covariates.get(name)
+        if name == "sex" and isinstance(raw, str):
+            raw = {"m": 1.0, "male": 1.0, "f": 0.0, "female": 0.0}.get(raw.strip().lower(), raw)
+        try:
+            value = float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not np.isfinite(value):
+            raise InputError(subject.key, f"covariate {name!r} is {raw!r}, not a number",
+                             f"fill the {name} column of the manifest for every subject")
+        values.append(value)
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def _extras(subject: PreparedSubject, covariates: Sequence[str], cut: Callable[[np.ndarray], np.ndarray]) -> Item:
+    extra: Item = {}
+    if subject.aux is not None:
+        extra["aux"] = torch.from_numpy(np.ascontiguousarray(cut(subject.aux), dtype=np.float32))
+    if covariates:
+        extra["covariates"] = covariate_vector(subject, covariates)
+    return extra
+
+
 def _with_targets(subjects: Sequence[PreparedSubject]) -> list[PreparedSubject]:
     """The subjects as a list; paired training needs every one to have a target."""
     missing = [s.key for s in subjects if s.target is None]
@@ -96,12 +131,14 @@ class PairedSliceDataset(Dataset):
             one only when planes or subjects differ in size.
         skip_empty: drop slices with no brain-mask voxel.
         transform: optional deterministic-or-random callable ``item -> item``.
+        covariates: manifest covariates returned as ``item["covariates"]``.
     """
 
     def __init__(self, subjects: Sequence[PreparedSubject], plane: str = "axial", context: int = 0,
                  pad_to: tuple[int, int] | None = None, skip_empty: bool = True,
-                 transform: Callable[[Item], Item] | None = None) -> None:
+                 transform: Callable[[Item], Item] | None = None, covariates: Sequence[str] = ()) -> None:
         self.subjects = _with_targets(subjects)
+        self.covariates = tuple(covariates)
         self.planes = _planes(plane)
         self.context = int(context)
         self.pad_to = _common_pad(self.subjects, self.planes, pad_to)
@@ -119,6 +156,7 @@ class PairedSliceDataset(Dataset):
             "target": torch.from_numpy(get_slice(subject.target, plane, k, pad_to=self.pad_to)),  # type: ignore[arg-type]
             "mask": torch.from_numpy(get_slice(_mask_volume(subject), plane, k, pad_to=self.pad_to)),
             "key": subject.key, "plane": plane, "index": k,
+            **_extras(subject, self.covariates, lambda v: get_slice(v, plane, k, pad_to=self.pad_to)),
         }
         return self.transform(item) if self.transform else item
 
@@ -135,12 +173,23 @@ class PairedPatchDataset(Dataset):
             index and :meth:`set_epoch`, so a run is reproducible.
         seed: random seed of the draws.
         transform: optional callable ``item -> item``.
+        pad_to: whole volumes (``patch_size=None``): zero-pad every volume at the far end
+            to this size (a common size, a multiple of the network's), else keep each
+            volume's own shape.
+        covariates: manifest covariates returned as ``item["covariates"]``.
     """
 
     def __init__(self, subjects: Sequence[PreparedSubject], patch_size: Sequence[int] | None = (64, 64, 64),
                  overlap: float = 0.5, samples_per_volume: int | None = None, seed: int = 0,
-                 transform: Callable[[Item], Item] | None = None) -> None:
+                 transform: Callable[[Item], Item] | None = None, pad_to: Sequence[int] | None = None,
+                 covariates: Sequence[str] = ()) -> None:
         self.subjects = _with_targets(subjects)
+        self.covariates = tuple(covariates)
+        self.pad_to = tuple(int(p) for p in pad_to) if pad_to is not None else None
+        if self.pad_to is not None:
+            too_big = [s.shape for s in self.subjects if any(a > b for a, b in zip(s.shape, self.pad_to, strict=True))]
+            if too_big:
+                raise ValueError(f"pad_to {self.pad_to} is smaller than volumes of shape {too_big[0]}")
         self.patch_size = tuple(int(p) for p in patch_size) if patch_size is not None else None
         self.samples_per_volume = samples_per_volume
         self.seed, self.epoch = seed, 0
@@ -187,16 +236,48 @@ class PairedPatchDataset(Dataset):
                 start = self._random_start(i, s_i)
             region = tuple(slice(a, a + p) for a, p in zip(start, self.patch_size, strict=True))
 
-        def cut(vol: np.ndarray) -> torch.Tensor:
-            arr = np.asarray(vol[(slice(None), *region)], dtype=np.float32)
-            if self.patch_size is not None and arr.shape[1:] != self.patch_size:
-                pad = [(0, 0)] + [(0, p - s) for p, s in zip(self.patch_size, arr.shape[1:], strict=True)]
-                arr = np.pad(arr, pad)
-            return torch.from_numpy(np.ascontiguousarray(arr))
+        size = self.patch_size or self.pad_to
 
-        item = {"input": cut(subject.inputs), "target": cut(subject.target),  # type: ignore[arg-type]
-                "mask": cut(_mask_volume(subject)), "key": subject.key, "start": torch.tensor(start)}
+        def cut(vol: np.ndarray) -> np.ndarray:
+            arr = np.asarray(vol[(slice(None), *region)], dtype=np.float32)
+            if size is not None and arr.shape[1:] != size:
+                pad = [(0, 0)] + [(0, p - s) for p, s in zip(size, arr.shape[1:], strict=True)]
+                arr = np.pad(arr, pad)
+            return np.ascontiguousarray(arr)
+
+        item = {"input": torch.from_numpy(cut(subject.inputs)),
+                "target": torch.from_numpy(cut(subject.target)),  # type: ignore[arg-type]
+                "mask": torch.from_numpy(cut(_mask_volume(subject))), "key": subject.key,
+                "start": torch.tensor(start), **_extras(subject, self.covariates, cut)}
         return self.transform(item) if self.transform else item
+
+
+class Augmented(Dataset):
+    """A dataset whose items pass through a random transform seeded by (seed, epoch, index).
+
+    The draws do not depend on which DataLoader worker loads an item nor on what was
+    loaded before, so a resumed run sees the same augmented items as an uninterrupted one.
+
+    Args:
+        dataset: the wrapped dataset (its ``set_epoch`` is forwarded when it has one).
+        transform: ``transform(item, generator) -> item`` (``neurotrans.data.augment``).
+        seed: the run's seed.
+    """
+
+    def __init__(self, dataset: Dataset, transform: Callable[[Item, torch.Generator], Item], seed: int = 0) -> None:
+        self.dataset, self.transform, self.seed, self.epoch = dataset, transform, int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> Item:
+        generator = torch.Generator().manual_seed(((self.seed * 1_000_003 + self.epoch) * 10_000_019 + int(i)) % 2**63)
+        return self.transform(self.dataset[i], generator)
 
 
 class UnpairedDataset(Dataset):

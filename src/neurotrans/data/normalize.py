@@ -10,7 +10,10 @@ A normalisation is named by a spec string ``"name[:option]"``:
   ``"minmax:robust"`` uses the 0.5th and 99.5th percentiles (inside the mask if given),
   so a few hot voxels do not squash the range (values may then leave [0, 1]).
 - ``"zscore"``: (x - mean) / std over all voxels of the sequence;
-  ``"zscore:mask"`` computes mean and std inside the brain mask only.
+  ``"zscore:mask"`` computes mean and std inside the brain mask only;
+  ``"zscore:cohort"``: one mean and std per sequence over the brain voxels of every
+  training image (the MS thesis, ch. 2), fitted by :func:`fit_cohort_zscore` and applied
+  unchanged to every subject, training or new.
 - ``"suvr"`` / ``"suvr:pons"`` / ``"suvr:cerebellumPons"``: x / mean(x in the reference
   region), the region taken from clinica's masks resampled onto the image grid (so the
   image must be in MNI space).
@@ -118,8 +121,12 @@ class ZScore:
     def fit(cls, data: np.ndarray, *, mask: np.ndarray | None = None, grid: Grid | None = None,
             option: str | None = None, where: str = "image") -> ZScore:
         """Fit on ``data`` (X, Y, Z); ``option="mask"`` restricts the statistics to ``mask``."""
+        if option == "cohort":
+            raise InputError(where, "zscore:cohort statistics come from the whole training cohort, not one image",
+                             "prepare subjects through neurotrans.data.pipeline (it fits them once) or pass "
+                             "fitted statistics")
         if option not in (None, "mask"):
-            raise ValueError(f"zscore option must be 'mask' or absent, got {option!r}")
+            raise ValueError(f"zscore option must be 'mask', 'cohort' or absent, got {option!r}")
         values = data
         if option == "mask":
             if mask is None or not mask.any():
@@ -234,10 +241,45 @@ def normaliser_from_dict(d: dict[str, Any]) -> Normaliser:
     return NORMALISERS[kind].from_dict(d)
 
 
-def default_normalisation(modality: str) -> str:
-    """The papers' default: SUVR (pons) for PET, min-max for MRI and masks-as-inputs."""
-    from neurotrans.names import PET_MODALITIES
+def fit_cohort_zscore(volumes: list[np.ndarray], masks: list[np.ndarray | None]) -> ZScore:
+    """One mean and SD over the masked voxels of all ``volumes`` (pooled, not averaged per image).
 
-    if modality == "coords":
+    Args:
+        volumes: the training images of one sequence, each ``(X, Y, Z)``, original units.
+        masks: their brain masks (``None``: every voxel).
+
+    References: Wei, PhD thesis 2020, ch. 2 (each sequence z-scored over the cohort).
+    """
+    total = total_sq = count = 0.0
+    for vol, mask in zip(volumes, masks, strict=True):
+        values = np.asarray(vol, dtype=np.float64)
+        values = values[np.asarray(mask, dtype=bool)] if mask is not None else values.ravel()
+        total += float(values.sum())
+        total_sq += float(np.square(values).sum())
+        count += values.size
+    if count == 0:
+        raise ValueError("no voxel to fit a cohort z-score on")
+    mean = total / count
+    std = float(np.sqrt(max(total_sq / count - mean * mean, 0.0)))
+    if std < _EPS:
+        raise ValueError("the cohort's images have zero variance; z-score would divide by zero")
+    return ZScore(mean, std)
+
+
+def default_normalisation(modality: str) -> str:
+    """The papers' defaults: SUVR (pons) for FDG, DVR kept as it is for PIB, min-max for MRI.
+
+    PIB DVR is already a ratio to a reference region (the thesis models DVR directly), so
+    dividing it by the pons again would change its units.
+    """
+    if modality == "coords" or modality == "PIB":
         return "none"
-    return "suvr:pons" if modality in PET_MODALITIES else "minmax"
+    return "suvr:pons" if modality == "FDG" else "minmax"
+
+
+def units_of(modality: str, spec: str) -> str:
+    """Units of a target written back after ``spec``: ``SUVR``, ``DVR`` (PIB) or ``intensity``."""
+    name, _ = parse_spec(spec)
+    if name == "suvr":
+        return "SUVR"
+    return "DVR" if modality == "PIB" else "intensity"

@@ -69,6 +69,9 @@ class PreparedSubject:
         grid: the working grid of the arrays.
         input_names: channel names in order (``"coords"`` expands to ``coords_x/y/z``).
         target_name: the target modality, or ``None``.
+        covariates: the row's non-image manifest values (age, sex, group...).
+        aux: ``(K, X, Y, Z)`` float32 extra masks (``aux_names``), or ``None``.
+        aux_names: their manifest columns.
     """
 
     key: str
@@ -83,6 +86,8 @@ class PreparedSubject:
     input_names: tuple[str, ...] = ()
     target_name: str | None = None
     covariates: dict[str, Any] = field(default_factory=dict)
+    aux: np.ndarray | None = None
+    aux_names: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -116,6 +121,8 @@ def prepare_subject(
     grid: Grid | None,
     normalisation: dict[str, str],
     mask: str | None = "brainmask",
+    aux: list[str] | tuple[str, ...] = (),
+    fitted: dict[str, dict[str, Any]] | None = None,
 ) -> PreparedSubject:
     """Load, check, resample and normalise row ``i`` of ``manifest``.
 
@@ -130,6 +137,9 @@ def prepare_subject(
             see :mod:`neurotrans.data.normalize`); absent columns get
             :func:`default_normalisation` (min-max for MRI, SUVR pons for PET).
         mask: mask column; absent/empty -> non-zero voxels of the first input; ``None`` -> no mask.
+        aux: extra mask columns (nearest-neighbour resampling, values > 0.5), e.g. lesions.
+        fitted: column -> normaliser statistics fitted beforehand on the training cohort
+            (``zscore:cohort``); used as they are instead of fitting on this image.
 
     Returns:
         a :class:`PreparedSubject`.
@@ -179,6 +189,14 @@ def prepare_subject(
         raise InputError(first.path or "image", "the brain mask is empty on the working grid",
                          "check that the images overlap the grid, or give a brainmask column")
 
+    fitted = dict(fitted or {})
+
+    def normaliser(c: str) -> Any:
+        if c in fitted:
+            return normaliser_from_dict(fitted[c])
+        return fit_normaliser(normalisation.get(c, default_normalisation(c)), arrays[c], mask=brain, grid=work,
+                              where=str(loaded[c].path))
+
     stats: dict[str, dict[str, Any]] = {}
     channels: list[np.ndarray] = []
     names: list[str] = []
@@ -187,17 +205,18 @@ def prepare_subject(
             channels.append(coordinate_channels(work))
             names.extend(("coords_x", "coords_y", "coords_z"))
             continue
-        norm = fit_normaliser(normalisation.get(c, default_normalisation(c)), arrays[c], mask=brain,
-                              grid=work, where=str(loaded[c].path))
+        norm = normaliser(c)
         stats[c] = norm.to_dict()
         channels.append(norm.apply(arrays[c])[None])
         names.append(c)
     target_arr = None
     if target is not None:
-        norm = fit_normaliser(normalisation.get(target, default_normalisation(target)), arrays[target],
-                              mask=brain, grid=work, where=str(loaded[target].path))
+        norm = normaliser(target)
         stats[target] = norm.to_dict()
         target_arr = norm.apply(arrays[target])[None]
+    aux_arr = None
+    if aux:
+        aux_arr = np.stack([on_grid(_require(manifest, i, c), 0) > 0.5 for c in aux]).astype(np.float32)
     covariates = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()
                   if k not in manifest.image_columns and k not in ("subject", "session")
                   and not str(v).endswith((".nii", ".nii.gz"))}
@@ -205,7 +224,7 @@ def prepare_subject(
         key=manifest.key(i), subject=str(row["subject"]), session=str(row["session"]),
         inputs=np.concatenate(channels, axis=0).astype(np.float32), target=target_arr, mask=brain,
         stats=stats, reference=reference, grid=work, input_names=tuple(names), target_name=target,
-        covariates=covariates,
+        covariates=covariates, aux=aux_arr, aux_names=tuple(aux),
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from neurotrans.errors import InputError
 from neurotrans.io.atomic import write_text_atomic
+from neurotrans.io.run import REFERENCE_LABEL, RunFolder
 
 DEMO_CONFIG = "pix2pix_axial_fdg"
 # sized to learn within minutes on 2 CPU cores: narrow generator, 64x80 axial slices
@@ -36,11 +37,10 @@ DEMO_OVERRIDES = (
     "split.test_fraction=0.2",
     "split.val_fraction=0.1",
 )
-OUT_ITEMS = ("cohort", "checkpoints", "predictions", "evaluation", "report", "log.jsonl", "log.csv", "run.json",
-             "config.yaml", "summary.json")
+OUT_ITEMS = ("cohort", *RunFolder.TRAINING_ITEMS, *RunFolder.DERIVED_ITEMS)
 
 
-def summary_from_evaluation(evaluation: Path, method: str) -> dict[str, Any]:
+def summary_from_evaluation(evaluation: Path, label: str) -> dict[str, Any]:
     """Headline numbers of ``evaluation/summary.tsv``: model vs other-subjects reference (volume scope).
 
     Original units (SUVR) where the evaluation has them, else normalised units.
@@ -57,7 +57,7 @@ def summary_from_evaluation(evaluation: Path, method: str) -> dict[str, Any]:
         return {m: float(g.loc[g["metric"] == m, "mean"].iloc[0]) for m in ("mae", "psnr", "ssim")
                 if (g["metric"] == m).any()}
 
-    return {"units": units, "test": pick(method), "reference_other_subjects": pick("other_subjects")}
+    return {"units": units, "test": pick(label), "reference_other_subjects": pick(REFERENCE_LABEL)}
 
 
 def demo_threads() -> int:
@@ -86,7 +86,7 @@ def run_demo(out: str | Path, minutes: float = 3.0, subjects: int = 40, seed: in
     """
     import torch
 
-    from neurotrans.inference.predict import predict_command
+    from neurotrans.inference.predict import predict_command, prediction_label
     from neurotrans.metrics.evaluate import evaluate_command
     from neurotrans.phantom import simulate_cohort
     from neurotrans.report import build_report
@@ -107,18 +107,18 @@ def run_demo(out: str | Path, minutes: float = 3.0, subjects: int = 40, seed: in
     manifest = out / "cohort" / "manifest.tsv"
     overrides = [*DEMO_OVERRIDES, f"data.manifest={manifest}", f"split.seed={seed}", f"trainer.seed={seed}",
                  f"trainer.progress={str(progress).lower()}"]
-    run = train_from_config(DEMO_CONFIG, overrides, out=out, max_minutes=minutes, device="cpu")
-    info = json.loads((run / "run.json").read_text())
-    best = run / "checkpoints" / ("best.pt" if (run / "checkpoints" / "best.pt").is_file() else "last.pt")
-    predict_command(best, manifest=manifest, out=run / "predictions", device="cpu")
-    evaluate_command(run / "predictions", manifest, "FDG", mask="brainmask", out=run / "evaluation")
-    summary = {"method": info["method"], **summary_from_evaluation(run / "evaluation", info["method"]),
-               "n_train": len(info["train_subjects"]), "n_val": len(info["val_subjects"]),
-               "n_test": len(info["test_subjects"]), "train_steps": info.get("steps"),
-               "train_minutes": round(float(info.get("train_seconds", 0.0)) / 60, 2),
-               "report": str(run / "report" / "report.html")}
+    run = RunFolder(train_from_config(DEMO_CONFIG, overrides, out=out, max_minutes=minutes, device="cpu"))
+    info, outcome = run.read_info(), run.read_outcome()
+    assert info is not None and outcome is not None
+    predict_command(run.best_checkpoint(), manifest=manifest, out=run.predictions.root, device="cpu")
+    evaluate_command(run.predictions.root, manifest, "FDG", mask="brainmask", out=run.evaluation)
+    summary = {"method": info.method, **summary_from_evaluation(run.evaluation, prediction_label(info)),
+               "n_train": len(info.split["train"]), "n_val": len(info.split["val"]),
+               "n_test": len(info.split["test"]), "train_steps": outcome.steps,
+               "train_minutes": round(float(outcome.train_seconds) / 60, 2),
+               "report": str(run.report / "report.html")}
     # the summary first, so that the report shows it
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    build_report(run)
+    write_text_atomic(run.summary_json, json.dumps(summary, indent=2) + "\n")
+    build_report(run.root)
     print(json.dumps(summary, indent=2))
     return summary

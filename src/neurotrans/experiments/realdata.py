@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from neurotrans.inference.predict import predict_command
     from neurotrans.io.manifest import read_manifest
     from neurotrans.io.nifti import load_volume
+    from neurotrans.io.run import RunFolder
     from neurotrans.metrics.image import pearson, ssim
     from neurotrans.training.run import train_from_config
 
@@ -54,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run = args.out / task / f"fold{fold}"
             train_from_config(task, [f"data.manifest={manifest}", f"split.fold={fold}", *args.set], out=run,
                               max_minutes=args.minutes, device=args.device, overwrite=True)
-            written = predict_command(run / "checkpoints" / "last.pt", manifest=manifest, out=run / "predictions",
+            folder = RunFolder(run)
+            written = predict_command(folder.best_checkpoint(), manifest=manifest, out=folder.predictions.root,
                                       device=args.device, overwrite=True)
             row = man.subjects.index(subject)
             target = "T2w" if task == "t1_to_t2" else "FLAIR"

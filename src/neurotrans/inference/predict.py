@@ -1,17 +1,30 @@
 """Prediction straight to NIfTI: slice-wise (one plane or the mean of three) or 3D sliding window.
 
-Outputs lie on each input's own grid with its affine, in the target's original units:
-SUVR for PET (the model is trained on SUVR images, so its output already is SUVR);
-for targets normalised per image (min-max, z-score of MRI) the mean of the training
-subjects' statistics is inverted, since a new subject's target statistics are unknown.
+How a volume is cut is what the checkpoint's ``RunInfo.sampling`` says: a 2D model
+translates slices and reassembles them; a 3D model (patches or whole volumes) runs
+MONAI's sliding-window inference with Gaussian blending, windows of its training patch
+(or padded volume) size, so memory stays bounded whatever the volume size.
+
+Outputs lie on each input's own grid with its affine, in the target's units: SUVR for
+FDG and DVR for PIB (the model is trained in those units); for targets normalised per
+image (min-max, z-score of MRI) the mean of the training subjects' statistics is
+inverted, since a new subject's target statistics are unknown. A cohort-level z-score is
+inverted exactly.
+
+Manifest predictions form a BIDS-derivatives dataset (``neurotrans.io.run.PredictionFolder``)
+with a JSON sidecar per image (method, checkpoint SHA-256, version, inputs, units,
+simulated flag).
 
 References: pix2pix MRI -> PET (papers/001): axial or three-plane slice predictions
-reassembled into a 3D volume, three planes averaged.
+reassembled into a 3D volume (the three-plane model is predicted on axial slices;
+averaging the planes is a separate test-time option); MONAI ``sliding_window_inference``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +32,27 @@ import numpy as np
 import pandas as pd
 import torch
 
+from neurotrans import __version__
 from neurotrans.errors import InputError
+from neurotrans.io.atomic import write_text_atomic
+from neurotrans.io.run import PredictionFolder, RunInfo
 from neurotrans.methods.base import Method
 from neurotrans.training.checkpoint import load_checkpoint
 from neurotrans.training.trainer import resolve_device
 
 # targets whose normalised values are already the reported unit
 UNIT_PRESERVING = ("suvr", "none")
+PLANE_OPTIONS = ("trained", "axial", "coronal", "sagittal", "all")
 
 
 @torch.no_grad()
-def predict_slices(method: Method, inputs: np.ndarray, planes: Sequence[str], *, context: int = 0,
-                   multiple: int = 1, batch_size: int = 16, device: str | torch.device = "cpu") -> np.ndarray:
+def predict_slices(predictor: Callable[[torch.Tensor], torch.Tensor], inputs: np.ndarray, planes: Sequence[str], *,
+                   context: int = 0, multiple: int = 1, batch_size: int = 16,
+                   device: str | torch.device = "cpu") -> np.ndarray:
     """Translate a volume slice by slice; the planes' predictions are averaged.
 
     Args:
-        method: trained method (its ``predict``), in eval mode on ``device``.
+        predictor: batch of slices (B, C, H, W) -> (B, 1, H, W) (a method's ``predict``).
         inputs: (C, X, Y, Z) normalised input channels.
         planes: ``["axial"]`` or the three planes.
         context: 2.5D context used in training.
@@ -46,7 +64,6 @@ def predict_slices(method: Method, inputs: np.ndarray, planes: Sequence[str], *,
     """
     from neurotrans.data.slicing import assemble_slices, extract_slices, slice_shape
 
-    method.eval()
     shape = inputs.shape[1:]
     total = np.zeros(shape, dtype=np.float64)
     for plane in planes:
@@ -56,21 +73,24 @@ def predict_slices(method: Method, inputs: np.ndarray, planes: Sequence[str], *,
         outs = []
         for start in range(0, len(slices), batch_size):
             x = torch.from_numpy(slices[start:start + batch_size]).to(device)
-            outs.append(method.predict(x).float().cpu().numpy())
+            outs.append(predictor(x).float().cpu().numpy())
         total += assemble_slices(np.concatenate(outs), plane, shape)[0]
     return (total / len(planes)).astype(np.float32)
 
 
 @torch.no_grad()
-def predict_sliding_window(method: Method, inputs: np.ndarray, roi_size: Sequence[int], *, overlap: float = 0.5,
-                           batch_size: int = 2, device: str | torch.device = "cpu") -> np.ndarray:
+def predict_sliding_window(predictor: Callable[[torch.Tensor], torch.Tensor], inputs: np.ndarray,
+                           roi_size: Sequence[int], *, overlap: float = 0.5, batch_size: int = 4,
+                           device: str | torch.device = "cpu") -> np.ndarray:
     """Translate a volume with a 3D model by Gaussian-weighted overlapping windows.
 
     Args:
-        method: trained 3D method.
+        predictor: batch of windows (B, C, D, H, W) -> (B, 1, D, H, W).
         inputs: (C, X, Y, Z) normalised input channels.
-        roi_size: window size (voxels), each a multiple of the network's ``size_multiple``.
+        roi_size: window size (voxels), each a multiple of the network's size multiple.
         overlap: window overlap fraction (CF-SAGAN: 0.5).
+        batch_size: windows per forward pass (> 1: PyTorch's CPU convolutions with few
+            channels take a 7x slower path for a batch of one).
 
     Returns:
         (X, Y, Z) float32 prediction.
@@ -79,31 +99,40 @@ def predict_sliding_window(method: Method, inputs: np.ndarray, roi_size: Sequenc
     """
     from monai.inferers import sliding_window_inference
 
-    method.eval()
     x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))[None].to(device)
-    out = sliding_window_inference(x, tuple(roi_size), batch_size, method.predict, overlap=overlap,
+    out = sliding_window_inference(x, tuple(int(r) for r in roi_size), batch_size, predictor, overlap=overlap,
                                    mode="gaussian")
     return out[0, 0].float().cpu().numpy()
 
 
-def load_trained(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[Method, dict[str, Any]]:
-    """Rebuild the method of a checkpoint with its weights; returns (method, meta)."""
+def load_trained(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[Method, RunInfo]:
+    """Rebuild the method of a checkpoint with its weights; returns ``(method, info)``."""
     from neurotrans.config import config_from_dict
-    from neurotrans.methods import build_method
+    from neurotrans.training.run import build_from_config
 
     ckpt = load_checkpoint(checkpoint)
-    meta = ckpt["meta"]
-    cfg = config_from_dict(meta["config"])
-    method = build_method(cfg.model, cfg.data.inputs, int(meta["in_channels"]), spatial_dims=int(meta["spatial_dims"]))
-    method.load_state_dict(ckpt["method_state"])
-    return method.to(device).eval(), meta
+    if "info" not in ckpt:
+        raise InputError(checkpoint, "holds no run info (written by an older neurotrans)",
+                         "retrain the model with this version")
+    info = RunInfo.from_dict(ckpt["info"], checkpoint)
+    try:
+        cfg = config_from_dict(info.config)
+    except ValueError as err:
+        raise InputError(checkpoint, f"its config no longer loads ({err})", "retrain with this version") from None
+    method = build_from_config(cfg)
+    try:
+        method.load_state_dict(ckpt["method_state"])  # type: ignore[attr-defined]
+    except RuntimeError as err:
+        raise InputError(checkpoint, f"its weights do not fit the network its config describes ({err})",
+                         "retrain with this version") from None
+    return method.to(device).eval(), info  # type: ignore[attr-defined]
 
 
-def invert_target(pred: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+def invert_target(pred: np.ndarray, info: RunInfo) -> np.ndarray:
     """Map a normalised prediction to the target's units (see the module docstring)."""
     from neurotrans.data.normalize import normaliser_from_dict
 
-    stats = meta.get("target_stats") or []
+    stats = list(info.target_stats)
     if not stats or stats[0].get("kind") in UNIT_PRESERVING:
         return pred
     mean = dict(stats[0])
@@ -113,16 +142,60 @@ def invert_target(pred: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
     return normaliser_from_dict(mean).invert(pred).astype(np.float32)
 
 
-def predict_subject(method: Method, meta: dict[str, Any], subject: Any, *, device: str | torch.device = "cpu") -> np.ndarray:
+def planes_for(info: RunInfo, planes: str = "trained") -> list[str]:
+    """The slice planes used at prediction time.
+
+    ``trained``: axial if the model was trained on axial slices (the pix2pix paper predicts
+    its three-plane model on axial slices too), else its one plane. ``all``: the mean of
+    the three planes' predictions (a test-time ensemble; the model must have been trained
+    on all three). A single plane must be one the model was trained on.
+    """
+    trained = list(info.sampling.get("planes", []))
+    if planes == "trained":
+        return ["axial"] if "axial" in trained else trained[:1]
+    if planes == "all":
+        if len(trained) < 3:
+            raise InputError(f"--planes {planes}", f"the model was trained on {', '.join(trained)} slices only",
+                             "average planes only with a three-plane model (data.plane=all)")
+        return trained
+    if planes not in trained:
+        raise InputError(f"--planes {planes}", f"the model was trained on {', '.join(trained)} slices",
+                         f"choose one of: trained, {', '.join(trained)}")
+    return [planes]
+
+
+def predict_subject(method: Method, info: RunInfo, subject: Any, *, device: str | torch.device = "cpu",
+                    planes: str = "trained", batch_size: int | None = None) -> np.ndarray:
     """Prediction of one prepared subject, in target units, on its original input grid."""
+    from neurotrans.config import config_from_dict
+    from neurotrans.data.datasets import covariate_vector
     from neurotrans.data.preprocess import to_original_grid
 
-    n_expected = int(meta["in_channels"]) // (2 * int(meta["context"]) + 1)
+    n_expected = int(info.in_channels) // (2 * int(info.sampling.get("context", 0)) + 1)
     if subject.inputs.shape[0] != n_expected:
         raise InputError(subject.key, f"has {subject.inputs.shape[0]} input channels, the model expects {n_expected}",
-                         f"give the inputs {', '.join(meta['inputs'])}")
-    pred = invert_target(predict_slices(method, subject.inputs, meta["planes"], context=int(meta["context"]),
-                                        multiple=int(meta["size_multiple"]), device=device), meta)
+                         f"give the inputs {', '.join(info.inputs)}")
+    cfg = config_from_dict(info.config)
+    covariates = None
+    if cfg.data.covariates:
+        covariates = covariate_vector(subject, cfg.data.covariates)[None].to(device)
+
+    def predictor(x: torch.Tensor) -> torch.Tensor:
+        cov = None if covariates is None else covariates.expand(x.shape[0], -1)
+        return method.predict(x, cov)
+
+    method.eval()
+    sampling = info.sampling
+    if sampling["kind"] == "slices":
+        pred = predict_slices(predictor, subject.inputs, planes_for(info, planes), context=int(sampling["context"]),
+                              multiple=int(info.size_multiple), device=device, batch_size=batch_size or 16)
+    else:
+        if planes != "trained":
+            raise InputError(f"--planes {planes}", "is for slice models; this model is 3D", "leave --planes out")
+        roi = sampling["patch_size"] if sampling["kind"] == "patches" else sampling["roi_size"]
+        pred = predict_sliding_window(predictor, subject.inputs, roi, overlap=float(sampling.get("overlap", 0.5)),
+                                      device=device, batch_size=batch_size or 4)
+    pred = invert_target(pred, info)
     if subject.mask is not None:
         # inputs are brain-extracted: outside the brain mask the output is background (0), not
         # whatever the network extrapolates there
@@ -130,35 +203,48 @@ def predict_subject(method: Method, meta: dict[str, Any], subject: Any, *, devic
     return to_original_grid(pred, subject)
 
 
-def _config(meta: dict[str, Any]) -> Any:
+def prepare_for_prediction(manifest: Any, i: int, info: RunInfo) -> Any:
+    """Prepare row ``i`` exactly as the model's training data were (no target needed)."""
     from neurotrans.config import config_from_dict
-
-    return config_from_dict(meta["config"])
-
-
-def _prepare(manifest: Any, i: int, meta: dict[str, Any]) -> Any:
+    from neurotrans.data.pipeline import working_grid
     from neurotrans.data.preprocess import prepare_subject
-    from neurotrans.training.run import working_grid
 
-    cfg = _config(meta)
-    return prepare_subject(manifest, i, list(meta["inputs"]), None, grid=working_grid(cfg.data.voxel_size),
-                           normalisation=dict(cfg.data.normalisation), mask=meta.get("mask"))
+    cfg = config_from_dict(info.config)
+    return prepare_subject(manifest, i, list(info.inputs), None, grid=working_grid(cfg.data.voxel_size),
+                           normalisation=dict(cfg.data.normalisation), mask=info.mask,
+                           fitted=dict(info.cohort_stats) or None)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file (checkpoints named in the sidecars)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prediction_label(info: RunInfo, planes: str = "trained") -> str:
+    """The row label of these predictions in evaluation tables (config name, plus the variant)."""
+    name = str(info.config.get("name") or info.method)
+    return f"{name} (planes averaged)" if planes == "all" else name
 
 
 def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None = None,
                     manifest: str | Path | None = None, out: str | Path = "predictions", device: str = "auto",
-                    overwrite: bool = False, subjects: Sequence[str] | None = None) -> list[Path]:
+                    overwrite: bool = False, subjects: Sequence[str] | None = None,
+                    planes: str = "trained") -> list[Path]:
     """``neurotrans predict``: write predicted volumes as NIfTI.
 
     Args:
         checkpoint: ``RUN/checkpoints/best.pt`` (or ``last.pt``).
         inputs: one file per input sequence, in the checkpoint's order -> ``out`` is a file.
-        manifest: a cohort -> ``out`` is a folder of ``<subject>_<session>_<TARGET>.nii.gz``;
-            rows: ``subjects`` if given, else the run's test subjects found in the
-            manifest, else all rows.
+        manifest: a cohort -> ``out`` is a BIDS-derivatives folder; rows: ``subjects`` if
+            given, else the run's test subjects found in the manifest, else all rows.
         out: output file or folder.
         device: ``auto``, ``cpu`` or ``cuda``.
         overwrite: replace existing outputs.
+        planes: slice models: ``trained`` (default), one plane, or ``all`` (plane-averaged).
 
     Returns:
         the written paths.
@@ -168,9 +254,16 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
 
     if (inputs is None) == (manifest is None):
         raise InputError("predict", "give either --input files or --manifest", "pass exactly one of the two")
-    dev = resolve_device(device)
-    method, meta = load_trained(checkpoint, dev)
-    images = [c for c in meta["inputs"] if c != "coords"]
+    if planes not in PLANE_OPTIONS:
+        raise InputError(f"--planes {planes}", "is not a plane option", f"choose one of {', '.join(PLANE_OPTIONS)}")
+    try:
+        dev = resolve_device(device)
+    except ValueError as err:
+        raise InputError(f"--device {device}", str(err), "use --device cpu or auto") from None
+    method, info = load_trained(checkpoint, dev)
+    if info.sampling["kind"] == "slices":
+        planes_for(info, planes)  # refuse a bad --planes before any work
+    images = [c for c in info.inputs if c != "coords"]
     out = Path(out)
     if inputs is not None:
         inputs = [Path(p) for p in inputs]
@@ -180,36 +273,55 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
         for p in inputs:
             if not p.is_file():
                 raise InputError(p, "input file not found", "check the path")
+        if not out.name.endswith((".nii", ".nii.gz")):
+            raise InputError(out, "is not a NIfTI file name", "give --out a name ending in .nii.gz")
         if out.exists() and not overwrite:
             raise InputError(out, "already exists", "pass --overwrite or another --out")
         table = pd.DataFrame([{"subject": "input", "session": "1", **{c: str(p.resolve())
                                                                       for c, p in zip(images, inputs, strict=True)}}])
-        subject = _prepare(Manifest(table, Path.cwd()), 0, meta)
-        data = predict_subject(method, meta, subject, device=dev)
+        subject = prepare_for_prediction(Manifest(table, Path.cwd()), 0, info)
+        data = predict_subject(method, info, subject, device=dev, planes=planes)
         save_volume(out, data, subject.reference.affine, subject.reference.header, overwrite=overwrite)
         return [out]
     man = read_manifest(manifest)  # type: ignore[arg-type]
-    rows = _rows(man, meta, subjects)
+    rows = _rows(man, info, subjects)
+    folder = PredictionFolder(out)
+    paths = {i: folder.path(str(man.table.iloc[i]["subject"]), str(man.table.iloc[i]["session"]), info.target)
+             for i in rows}  # every id is checked before anything is written
+    clash = [p for p in paths.values() if p.exists()]
+    if clash and not overwrite:
+        raise InputError(clash[0], f"already exists ({len(clash)} of the {len(paths)} outputs do)",
+                         "pass --overwrite or another --out")
+    sha = file_sha256(checkpoint)
+    label = prediction_label(info, planes)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    folder.write_description({"Name": "neurotrans", "Version": __version__,
+                              "Description": f"{label}: {info.target} predicted from {', '.join(info.inputs)}"},
+                             {"neurotrans": {"label": label, "method": info.method, "target": info.target,
+                                             "units": info.units, "planes": planes,
+                                             "checkpoint_sha256": sha, "simulated": info.simulated}})
     written = []
     from tqdm.auto import tqdm
 
     for i in tqdm(rows, desc="predict", disable=len(rows) < 2):
-        path = out / f"{man.key(i)}_{meta['target']}.nii.gz"
-        if path.exists() and not overwrite:
-            raise InputError(path, "already exists", "pass --overwrite or another --out")
-        subject = _prepare(man, i, meta)
-        data = predict_subject(method, meta, subject, device=dev)
-        written.append(save_volume(path, data, subject.reference.affine, subject.reference.header,
-                                   overwrite=overwrite))
+        subject = prepare_for_prediction(man, i, info)
+        data = predict_subject(method, info, subject, device=dev, planes=planes)
+        path = save_volume(paths[i], data, subject.reference.affine, subject.reference.header, overwrite=overwrite)
+        sidecar = {"Sources": [str(man.path(i, c)) for c in images], "neurotrans": {
+            "method": info.method, "label": label, "checkpoint_sha256": sha, "version": __version__,
+            "inputs": list(info.inputs), "target": info.target, "units": info.units, "planes": planes,
+            "simulated": info.simulated}}
+        write_text_atomic(folder.sidecar(path), json.dumps(sidecar, indent=2) + "\n")
+        written.append(path)
     return written
 
 
-def _rows(man: Any, meta: dict[str, Any], subjects: Sequence[str] | None) -> list[int]:
+def _rows(man: Any, info: RunInfo, subjects: Sequence[str] | None) -> list[int]:
     table_subjects = man.table["subject"].astype(str)
     if subjects is not None:
         chosen = set(map(str, subjects))
     else:
-        test = set(meta.get("test_subjects") or [])
+        test = set(info.test_subjects)
         chosen = test if test and test <= set(table_subjects) else set(table_subjects)
     rows = [i for i in range(len(man)) if table_subjects.iloc[i] in chosen]
     if not rows:

@@ -7,7 +7,8 @@ modality or mask holding a path relative to the manifest's folder.
   (optional) and ``{modality}`` placeholders, plus glob wildcards ``*`` (within one folder
   level) and ``**/`` (any number of folder levels, including none). The default
   ``**/{subject}/{modality}.nii.gz`` reads both ``glioma/TCGA-DU-7294/T1w.nii.gz`` and
-  ``stroke/T1w.nii.gz`` (subject ``stroke``). Modality names matching a known name
+  ``stroke/T1w.nii.gz`` (subject ``stroke``; ids keep their letters and digits only, as
+  BIDS labels: ``TCGA-DU-7294`` becomes ``TCGADU7294``). Modality names matching a known name
   (case-insensitive) get its canonical spelling; other names (e.g. ``T1Gd``) become extra
   columns as they are.
 - ``bids``: ``sub-*/[ses-*/]anat/*_<suffix>.nii[.gz]`` (T1w, T2w, PDw, FLAIR...) and
@@ -109,6 +110,10 @@ def _table(entries: Iterable[tuple[str, str, str, Path]], out_dir: Path) -> pd.D
     return table[["subject", "session", *known, *extra]].sort_values(["subject", "session"]).reset_index(drop=True)
 
 
+def _label(text: str) -> str:
+    return re.sub("[^A-Za-z0-9]", "", text) or "01"
+
+
 def _folder_entries(root: Path, pattern: str) -> list[tuple[str, str, str, Path]]:
     regex = pattern_regex(pattern)
     entries = []
@@ -118,12 +123,14 @@ def _folder_entries(root: Path, pattern: str) -> list[tuple[str, str, str, Path]
         m = regex.match(rel)
         if m is None:
             continue
-        subject = m["subject"]
+        # ids become BIDS labels (letters and digits: TCGA-DU-7294 -> TCGADU7294), so that no id
+        # can name a path when outputs are written per subject
+        subject = _label(m["subject"])
         prefix = rel[: m.end("subject")]
         if owners.setdefault(subject, prefix) != prefix:
             raise InputError(path, f"subject id {subject!r} appears twice ({owners[subject]} and {prefix})",
                              "rename one of them so that subject ids are unique")
-        session = m.groupdict().get("session") or DEFAULT_SESSION
+        session = _label(m.groupdict().get("session") or DEFAULT_SESSION)
         entries.append((subject, session, canonical_modality(m["modality"]), path))
     return entries
 

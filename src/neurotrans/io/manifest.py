@@ -40,6 +40,14 @@ class Manifest:
         if missing:
             raise InputError(where, f"manifest lacks column(s) {', '.join(missing)}",
                              "add a `subject` and a `session` column (session may be one value for all rows)")
+        from neurotrans.io.run import bids_label
+
+        for column, entity in (("subject", "sub"), ("session", "ses")):
+            for value in dict.fromkeys(self.table[column].astype(str)):
+                try:
+                    bids_label(value, entity)
+                except InputError as err:
+                    raise InputError(where, f"{column} {value!r} {err.problem}", err.fix) from None
         keys = self.table["subject"].astype(str) + "/" + self.table["session"].astype(str)
         dup = keys[keys.duplicated()].tolist()
         if dup:

@@ -295,6 +295,14 @@ class RunFolder:
     def evaluation(self) -> Path:
         return self.root / "evaluation"
 
+    def variant_predictions(self, variant: str | None) -> PredictionFolder:
+        """Predictions of a test-time variant (``planes-all``: three planes averaged) beside the main ones."""
+        return self.predictions if not variant else PredictionFolder(self.root / f"predictions_{variant}")
+
+    def variant_evaluation(self, variant: str | None) -> Path:
+        """The evaluation of a variant's predictions."""
+        return self.evaluation if not variant else self.root / f"evaluation_{variant}"
+
     @property
     def report(self) -> Path:
         return self.root / "report"

@@ -1,50 +1,48 @@
-"""Training recipes that wrap networks and return losses; the explicit registry ``METHODS``."""
+"""Training recipes that wrap networks and return losses; the explicit registry ``METHODS``.
+
+Adding a method = one new file (its class with a ``Config`` dataclass and ``from_config``)
++ one line here + one packaged config in ``experiments/configs``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import nn
-
-from neurotrans.methods.base import Method, OptimGroup
-from neurotrans.methods.esit import ESITMethod, check_esit_inputs
+from neurotrans.methods.base import (
+    ErrorSums,
+    Method,
+    MethodConfig,
+    ModelIO,
+    NLLSums,
+    OptimGroup,
+    masked_errors,
+)
+from neurotrans.methods.esit import ESITMethod
 from neurotrans.methods.pix2pix import Pix2Pix
 from neurotrans.methods.supervised import SupervisedMethod
+from neurotrans.names import check_name
 
-METHODS: dict[str, type[Method]] = {"supervised": SupervisedMethod, "pix2pix": Pix2Pix, "esit": ESITMethod}
+METHODS: dict[str, type[Method]] = {
+    "supervised": SupervisedMethod,
+    "pix2pix": Pix2Pix,
+    "esit": ESITMethod,
+}
 
-__all__ = ["METHODS", "Method", "OptimGroup", "SupervisedMethod", "Pix2Pix", "ESITMethod", "build_method"]
+__all__ = ["METHODS", "ESITMethod", "ErrorSums", "Method", "MethodConfig", "ModelIO", "NLLSums", "OptimGroup",
+           "Pix2Pix", "SupervisedMethod", "build_method", "masked_errors", "method_config_class"]
 
 
-def _network(name: str, **kwargs: Any) -> nn.Module:
-    from neurotrans.networks import build_network
+def method_class(name: str) -> type[Method]:
+    """The method registered as ``name`` (``ValueError`` listing close matches otherwise)."""
+    return METHODS[check_name(name, tuple(METHODS), "method")]
 
-    return build_network(name, **kwargs)
+
+def method_config_class(name: str) -> type[MethodConfig]:
+    """The config dataclass of method ``name`` (the ``model`` section's type)."""
+    return method_class(name).Config
 
 
-def build_method(model: Any, inputs: tuple[str, ...] | list[str], in_channels: int, *,
-                 spatial_dims: int = 2) -> Method:
-    """Build the method of a :class:`neurotrans.config.ModelConfig` and its networks.
-
-    Args:
-        model: the ``model`` section of the config.
-        inputs: input names (ESIT checks for the ``coords`` pseudo-input).
-        in_channels: channels of the network input (inputs x slices of 2.5D context).
-        spatial_dims: 2 for slices, 3 for volumes or patches.
-    """
-    from neurotrans.names import check_name
-
-    check_name(model.method, list(METHODS), "method")
-    if model.method == "esit":
-        check_esit_inputs(inputs)
-        coord = 3  # the coords pseudo-input expands to x, y, z (no 2.5D context for ESIT)
-        net = _network(model.generator, spatial_dims=spatial_dims, tissue_channels=in_channels - coord,
-                       coord_channels=coord, **model.generator_args)
-        return ESITMethod(net, loss=model.loss)
-    gen = _network(model.generator, spatial_dims=spatial_dims, in_channels=in_channels, out_channels=1,
-                   **model.generator_args)
-    if model.method == "supervised":
-        return SupervisedMethod(gen, loss=model.loss)
-    disc = _network(model.discriminator, spatial_dims=spatial_dims, in_channels=in_channels + 1,
-                    **model.discriminator_args)
-    return Pix2Pix(gen, disc, lambda_rec=model.lambda_rec, loss=model.loss, d_steps=model.d_steps)
+def build_method(config: MethodConfig, io: ModelIO) -> Method:
+    """Build the method a ``model`` config describes, with networks shaped by ``io``."""
+    cls = method_class(config.method)
+    if not isinstance(config, cls.Config):
+        raise TypeError(f"a {type(config).__name__} cannot build method {config.method!r}")
+    return cls.from_config(config, io)

@@ -6,11 +6,41 @@ References: "Demystifying T1-MRI to FDG-PET translation ... and the ESIT model"
 
 from __future__ import annotations
 
-from torch import nn
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from neurotrans.methods.supervised import SupervisedMethod
+from neurotrans.methods.base import MethodConfig, ModelIO, build_net, check_network_name
+from neurotrans.methods.supervised import SupervisedMethod, check_reconstruction_loss, initialise
 
 ESIT_INPUTS = ("GM", "WM", "CSF", "coords")
+COORD_CHANNELS = 3
+
+
+@dataclass(frozen=True)
+class ESITConfig(MethodConfig):
+    """``model`` section of ``method: esit``.
+
+    Args:
+        generator: the ESIT network key (``esit``).
+        generator_args: its keyword arguments (``n_regions``, ``features``, ``tissue_features``).
+        loss: reconstruction loss (L1 in the paper).
+        init: weight initialisation (``None`` = PyTorch's).
+    """
+
+    method: ClassVar[str] = "esit"
+    generator: str = "esit"
+    generator_args: dict[str, Any] = field(default_factory=dict)
+    loss: str = "l1"
+    init: str | None = None
+
+    def __post_init__(self) -> None:
+        check_network_name(self.generator, "model.generator")
+        check_reconstruction_loss(self.loss, "model.loss")
+
+    def check_data(self, data: Any) -> None:
+        check_esit_inputs(data.inputs)
+        if data.context:
+            raise ValueError("ESIT splits tissue and coordinate channels: set data.context=0")
 
 
 class ESITMethod(SupervisedMethod):
@@ -18,14 +48,19 @@ class ESITMethod(SupervisedMethod):
 
     The input channels are the tissue maps followed by the 3 coordinate channels (the
     config's ``data.inputs`` must end with ``coords``); the network splits them.
-
-    Args:
-        net: an ESIT network, (B, tissue + 3, H, W) -> (B, 1, H, W).
-        loss: reconstruction loss (L1 in the paper).
     """
 
-    def __init__(self, net: nn.Module, loss: str = "l1") -> None:
-        super().__init__(net, loss=loss)
+    Config = ESITConfig
+    summary: ClassVar[str] = ("tissue maps x regional attention from MNI coordinates -> PET, L1 "
+                              "(ESIT, papers/000)")
+
+    @classmethod
+    def from_config(cls, config: ESITConfig, io: ModelIO) -> ESITMethod:
+        check_esit_inputs(io.inputs)
+        net = build_net(config.generator, config.generator_args, where="model.generator_args",
+                        spatial_dims=io.spatial_dims, tissue_channels=io.in_channels - COORD_CHANNELS,
+                        coord_channels=COORD_CHANNELS)
+        return cls(initialise(net, config.init), loss=config.loss)
 
 
 def check_esit_inputs(inputs: tuple[str, ...] | list[str]) -> None:

@@ -1,17 +1,67 @@
 """Supervised regression: one network, a reconstruction loss (L1, L2 or Charbonnier).
 
 References: Ronneberger et al., U-Net (MICCAI 2015); the T1-MRI -> FDG-PET U-Net of
-"Demystifying T1-MRI to FDG-PET translation" (L1, AdamW).
+"Demystifying T1-MRI to FDG-PET translation" (papers/000: L1, AdamW); the 3D FCN of the MS
+thesis (papers/003 ch. 2: MSE, SGD).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from neurotrans.methods.base import Batch, Method, OptimGroup
-from neurotrans.methods.losses import reconstruction_loss
+from neurotrans.losses import build_loss
+from neurotrans.methods.base import (
+    Batch,
+    Method,
+    MethodConfig,
+    ModelIO,
+    build_net,
+    check_network_name,
+)
+
+RECONSTRUCTION_LOSSES = ("l1", "mse", "charbonnier")
+
+
+def check_reconstruction_loss(name: str, where: str) -> None:
+    """Refuse a reconstruction loss the methods do not offer."""
+    if name not in RECONSTRUCTION_LOSSES:
+        raise ValueError(f"{where} = {name!r}; choose one of {', '.join(RECONSTRUCTION_LOSSES)}")
+
+
+def initialise(net: nn.Module, init: str | None) -> nn.Module:
+    """Apply a named weight initialisation (``normal`` = N(0, 0.02), pix2pix) or keep PyTorch's."""
+    if init is not None:
+        from neurotrans.networks.layers.init import init_weights
+
+        init_weights(net, scheme=init, gain=0.02)
+    return net
+
+
+@dataclass(frozen=True)
+class SupervisedConfig(MethodConfig):
+    """``model`` section of ``method: supervised``.
+
+    Args:
+        generator: key of ``neurotrans.networks.NETWORKS`` (the translator).
+        generator_args: its keyword arguments besides dims and channels.
+        loss: ``l1``, ``mse`` or ``charbonnier``.
+        init: ``None`` (PyTorch's default), ``normal`` (N(0, 0.02)), ``xavier`` or ``kaiming``.
+    """
+
+    method: ClassVar[str] = "supervised"
+    generator: str = "unet"
+    generator_args: dict[str, Any] = field(default_factory=dict)
+    loss: str = "l1"
+    init: str | None = None
+
+    def __post_init__(self) -> None:
+        check_network_name(self.generator, "model.generator")
+        check_reconstruction_loss(self.loss, "model.loss")
+        if self.init not in (None, "normal", "xavier", "kaiming"):
+            raise ValueError(f"model.init = {self.init!r}; choose normal, xavier, kaiming or null")
 
 
 class SupervisedMethod(Method):
@@ -22,18 +72,25 @@ class SupervisedMethod(Method):
         loss: ``l1``, ``mse`` or ``charbonnier``.
     """
 
+    Config = SupervisedConfig
+    summary: ClassVar[str] = "one network regressing the target with L1/L2/Charbonnier (U-Net, FCN; papers 000, 003)"
+
     def __init__(self, net: nn.Module, loss: str = "l1") -> None:
         super().__init__({"net": net})
+        check_reconstruction_loss(loss, "loss")
         self.loss_name = loss
-        self.loss_fn: Callable[[Tensor, Tensor], Tensor] = reconstruction_loss(loss)
+        self.loss_fn = build_loss(loss)
 
-    def optimiser_groups(self) -> dict[str, OptimGroup]:
-        return {"main": OptimGroup(("net",))}
+    @classmethod
+    def from_config(cls, config: SupervisedConfig, io: ModelIO) -> SupervisedMethod:
+        net = build_net(config.generator, config.generator_args, where="model.generator_args",
+                        spatial_dims=io.spatial_dims, in_channels=io.in_channels, out_channels=1)
+        return cls(initialise(net, config.init), loss=config.loss)
 
     def training_step(self, batch: Batch, group: str) -> dict[str, Tensor]:
         pred = self.networks["net"](batch["input"])
         loss = self.loss_fn(pred, batch["target"])
         return {"loss": loss, self.loss_name: loss.detach()}
 
-    def predict(self, x: Tensor) -> Tensor:
+    def predict(self, x: Tensor, covariates: Tensor | None = None) -> Tensor:
         return self.networks["net"](x)

@@ -16,16 +16,17 @@ import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, Dataset, default_collate
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, default_collate
 
 from neurotrans.config import OptimConfig, TrainerConfig
+from neurotrans.io.atomic import write_text_atomic
 from neurotrans.methods.base import Method
 from neurotrans.training.checkpoint import (
     load_checkpoint,
@@ -35,21 +36,31 @@ from neurotrans.training.checkpoint import (
 )
 from neurotrans.training.early_stopping import should_stop
 
-OPTIMISERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+OPTIMISERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "adamax": torch.optim.Adamax,
+}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` -> CUDA when available, else CPU."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a torch device; use cpu, cuda or auto") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but torch sees no CUDA device; use --device cpu")
     return dev
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
-    """Seed python, numpy and torch; ask torch for deterministic kernels where it has them."""
+    """Seed python, numpy and torch; ask torch for deterministic kernels where it has them.
+
+    Called once, at the entry point (``train_from_config``), before the networks are
+    built: the trainer never re-seeds, so weights initialised before it starts keep
+    their values and the RNG stream continues from there.
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -63,7 +74,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 def epoch_batches(sizes: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """Batches of one epoch over concatenated datasets, never mixing two datasets.
 
-    Datasets of different slice shapes (the three planes) thus never share a batch.
+    Datasets of different sample shapes (the three planes) thus never share a batch.
     Incomplete last batches are dropped (batch-norm needs > 1 sample) unless a dataset
     is smaller than one batch. The order depends only on (seed, epoch).
 
@@ -83,6 +94,24 @@ def epoch_batches(sizes: Sequence[int], batch_size: int, seed: int, epoch: int) 
         offset += n
     order = torch.randperm(len(batches), generator=gen).tolist()
     return [batches[i].tolist() for i in order]
+
+
+class EpochBatches(Sampler[list[int]]):
+    """The batches of one epoch from batch ``start`` on: the sampler, not the loader, owns the order.
+
+    Because the order is a pure function of (seed, epoch), a run resumed at batch
+    ``start`` of an epoch sees exactly the batches the killed run would have seen,
+    whatever the number of DataLoader workers.
+    """
+
+    def __init__(self, sizes: Sequence[int], batch_size: int, seed: int, epoch: int, start: int = 0) -> None:
+        self.batches = epoch_batches(sizes, batch_size, seed, epoch)[start:]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -110,10 +139,10 @@ class TrainState:
 
 
 class Trainer:
-    """Train a method on slice (or patch) datasets.
+    """Train a method on slice, patch or volume datasets.
 
     Args:
-        method: the recipe (networks + losses).
+        method: the recipe (networks + losses), already initialised (seed before building it).
         train_sets: training datasets; items are dicts with ``input``, ``target`` and
             optionally ``mask`` tensors. Several datasets (e.g. one per plane) are
             concatenated, batches stay within one.
@@ -122,27 +151,33 @@ class Trainer:
         optim: optimiser settings (per-group overrides from the method and config).
         out: run folder; checkpoints go to ``out/checkpoints``, logs to ``out/log.jsonl``.
         batch_size: samples per batch.
-        meta: whatever ``predict`` needs (config, names, grid, statistics, subjects),
-            stored in every checkpoint; plain values only.
+        info: what ``predict`` needs (``RunInfo.to_dict()``), stored in every
+            checkpoint; plain values only.
         device: ``auto``, ``cpu`` or ``cuda``.
+        num_workers: DataLoader worker processes.
+        pin_memory: pinned batches (``None``: on CUDA).
     """
 
     def __init__(self, method: Method, train_sets: Sequence[Dataset], val_sets: Sequence[Dataset], *,
                  trainer: TrainerConfig, optim: OptimConfig, out: str | Path, batch_size: int,
-                 meta: dict[str, Any] | None = None, device: str | torch.device = "auto") -> None:
+                 info: dict[str, Any] | None = None, device: str | torch.device = "auto", num_workers: int = 0,
+                 pin_memory: bool | None = None) -> None:
         if not train_sets or sum(len(d) for d in train_sets) == 0:
             raise ValueError("no training samples (check the split and the masks)")
         self.cfg = trainer
         self.optim_cfg = optim
         self.out = Path(out)
         self.batch_size = int(batch_size)
-        self.meta = dict(meta or {})
+        self.info = dict(info or {})
         self.device = resolve_device(device)
-        seed_everything(trainer.seed, trainer.deterministic)
         self.method = method.to(self.device)
-        self.train_data = ConcatDataset(list(train_sets))
+        self.monitor = self._monitor()
+        self.train_sets = list(train_sets)
+        self.train_data = ConcatDataset(self.train_sets)
         self.sizes = [len(d) for d in train_sets]
         self.val_sets = list(val_sets)
+        self.num_workers = int(num_workers)
+        self.pin_memory = self.device.type == "cuda" if pin_memory is None else bool(pin_memory)
         self.optimisers = self._build_optimisers()
         self.amp = bool(trainer.amp and self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -151,6 +186,14 @@ class Trainer:
         self.log_path = self.out / "log.jsonl"
 
     # ---------------------------------------------------------------- set-up
+    def _monitor(self) -> str:
+        known = tuple(self.method.validation_metrics)
+        name = self.cfg.monitor or known[0]
+        if name not in known:
+            raise ValueError(f"trainer.monitor = {name!r}, but {type(self.method).__name__} reports "
+                             f"{', '.join(known)}: monitor one of those")
+        return name
+
     def _build_optimisers(self) -> dict[str, torch.optim.Optimizer]:
         cfg = self.optim_cfg
         if cfg.name not in OPTIMISERS:
@@ -158,10 +201,16 @@ class Trainer:
         optimisers = {}
         for name, group in self.method.optimiser_groups().items():
             params = [p for net in group.networks for p in self.method.networks[net].parameters()]
-            hp = {"lr": cfg.group_lr.get(name, cfg.lr), "betas": tuple(cfg.betas),
-                  "weight_decay": cfg.weight_decay, **group.hparams}
-            optimisers[name] = OPTIMISERS[cfg.name](params, **hp)
-        unknown = set(self.method.schedule()) - set(optimisers)
+            hp: dict[str, Any] = {"lr": cfg.group_lr.get(name, cfg.lr), "weight_decay": cfg.weight_decay}
+            if cfg.name == "sgd":
+                hp["momentum"] = cfg.momentum
+            else:
+                hp["betas"] = tuple(cfg.betas)
+            optimisers[name] = OPTIMISERS[cfg.name](params, **{**hp, **group.hparams})
+        unknown = set(cfg.group_lr) - set(optimisers)
+        if unknown:
+            raise ValueError(f"optim.group_lr names groups {sorted(unknown)}; the method has {sorted(optimisers)}")
+        unknown = set(self.method.schedule(0)) - set(optimisers)
         if unknown:
             raise ValueError(f"schedule names groups without optimiser: {sorted(unknown)}")
         return optimisers
@@ -170,7 +219,7 @@ class Trainer:
     def checkpoint_payload(self) -> dict[str, Any]:
         """Everything needed to resume training and to predict."""
         return {
-            "meta": self.meta,
+            "info": self.info,
             "method_state": {k: v.detach().cpu() for k, v in self.method.state_dict().items()},
             "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()},
             "scaler": self.scaler.state_dict() if self.amp else {},
@@ -190,6 +239,8 @@ class Trainer:
         if self.amp and ckpt["scaler"]:
             self.scaler.load_state_dict(ckpt["scaler"])
         self.state = TrainState(**ckpt["trainer"])
+        if not self.state.stopped.startswith("early stopping"):
+            self.state.stopped = ""  # a finished or timed-out run continues if the new limits allow more
         set_rng_state(ckpt["rng"])
         self._truncate_log(self.state.step)
 
@@ -203,9 +254,15 @@ class Trainer:
         """Drop log lines written after the checkpoint a resumed run restarts from."""
         if not self.log_path.is_file():
             return
-        lines = [ln for ln in self.log_path.read_text().splitlines()
-                 if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        self.log_path.write_text("".join(ln + "\n" for ln in lines))
+        kept = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line torn by the kill: the steps it described are redone
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                kept.append(line)
+        write_text_atomic(self.log_path, "".join(ln + "\n" for ln in kept))
 
     def write_csv(self) -> Path | None:
         """``log.csv``: the JSONL log as a table (one row per record)."""
@@ -223,7 +280,7 @@ class Trainer:
         """One batch: every group of the method's schedule takes one optimiser step."""
         self.method.train()
         logs: dict[str, float] = {}
-        for group in self.method.schedule():
+        for group in self.method.schedule(self.state.step):
             opt = self.optimisers[group]
             opt.zero_grad(set_to_none=True)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
@@ -238,20 +295,22 @@ class Trainer:
         self.scaler.update()
         return logs
 
+    def _loader(self, dataset: Dataset, batch_sampler: Sampler[list[int]]) -> DataLoader:
+        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=self.num_workers,
+                          pin_memory=self.pin_memory, collate_fn=default_collate)
+
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Pooled validation metrics over all validation samples (MAE and MSE in the mask)."""
+        """Pooled validation metrics over all validation samples (the method's typed sums)."""
         self.method.eval()
-        sums = {"abs": 0.0, "sq": 0.0, "n": 0.0}
+        total = None
         for ds in self.val_sets:
-            for start in range(0, len(ds), self.batch_size):
-                batch = default_collate([ds[i] for i in range(start, min(len(ds), start + self.batch_size))])
+            order = [list(range(i, min(len(ds), i + self.batch_size))) for i in range(0, len(ds), self.batch_size)]
+            for batch in self._loader(ds, order):  # type: ignore[arg-type]
                 with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                     part = self.method.validation_step(to_device(batch, self.device))
-                for k in sums:
-                    sums[k] += part[k]
-        n = max(sums["n"], 1.0)
-        return {"mae": sums["abs"] / n, "mse": sums["sq"] / n}
+                total = part if total is None else total + part
+        return {} if total is None else total.metrics()
 
     def _out_of_budget(self, started: float) -> bool:
         if self.cfg.max_minutes is None:
@@ -265,7 +324,7 @@ class Trainer:
 
     def _after_validation(self) -> None:
         metrics = self.validate()
-        score = metrics[self.cfg.monitor] if self.cfg.monitor in metrics else metrics["mae"]
+        score = float(metrics[self.monitor])
         self.state.val_history.append(score)
         improved = score < self.state.best_score
         if improved:
@@ -291,14 +350,15 @@ class Trainer:
         s = self.state
         try:
             while not self._finished() and not s.stopped:
-                batches = epoch_batches(self.sizes, self.batch_size, self.cfg.seed, s.epoch)
-                while s.batch_in_epoch < len(batches):
+                for ds in self.train_sets:
+                    if hasattr(ds, "set_epoch"):
+                        ds.set_epoch(s.epoch)
+                sampler = EpochBatches(self.sizes, self.batch_size, self.cfg.seed, s.epoch, s.batch_in_epoch)
+                for batch in self._loader(self.train_data, sampler):
                     if self._out_of_budget(started):
                         s.stopped = f"time budget of {self.cfg.max_minutes} min reached at step {s.step}"
                         break
-                    idx = batches[s.batch_in_epoch]
-                    batch = to_device(default_collate([self.train_data[i] for i in idx]), self.device)
-                    logs = self.train_iteration(batch)
+                    logs = self.train_iteration(to_device(batch, self.device))
                     s.step += 1
                     s.batch_in_epoch += 1
                     bar.update(1)

@@ -1,0 +1,198 @@
+"""From a data config to what training and prediction need: split, prepared subjects, datasets.
+
+One path for every dimensionality (``data.spatial_dims``):
+
+- 2D: slices of one plane or of all three (the pix2pix "augmented" model), with 2.5D
+  context, padded to the network's size multiple;
+- 3D patches: a regular grid (``patch_overlap``) or ``samples_per_volume`` random
+  patches centred on brain voxels, redrawn each epoch;
+- 3D whole volumes: padded at the far end to a common size, a multiple of the network's.
+
+How a model samples its data is recorded as ``RunInfo.sampling`` so that prediction cuts
+new volumes the same way (slices, or sliding windows of the patch / volume size).
+
+References: papers/001 (axial and three-plane slices), papers/003 ch. 3 (whole volumes)
+and ch. 4 (64^3 patches, 50 % overlap, rotation/scaling augmentation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from neurotrans.config import DataConfig, SplitConfig
+from neurotrans.data.grid import Grid, mni_grid
+from neurotrans.data.preprocess import PreparedSubject
+from neurotrans.errors import InputError
+from neurotrans.io.manifest import Manifest
+
+
+def working_grid(voxel_size: float | None) -> Grid | None:
+    """The MNI grid of ``voxel_size`` mm, or ``None`` for each subject's native grid."""
+    return None if voxel_size is None else mni_grid(float(voxel_size))
+
+
+def split_subjects(manifest: Manifest, split: SplitConfig) -> dict[str, list[str]]:
+    """Subject-level train / val / test lists from the split config.
+
+    References: subject-level k-fold (ESIT paper, 5-fold CV); leave-one-out for the
+    three real patients.
+    """
+    from neurotrans.data.splits import fixed_split, kfold_splits
+
+    subjects = manifest.subjects
+    where = manifest.source or manifest.root
+    if split.kind == "fixed":
+        return fixed_split(manifest, test_fraction=split.test_fraction, val_fraction=split.val_fraction,
+                           group=split.stratify, seed=split.seed).to_dict()
+    if split.kind == "kfold":
+        if len(subjects) < split.folds:
+            raise InputError(where, f"has {len(subjects)} subjects, fewer than split.folds={split.folds}",
+                             "use fewer folds or more subjects")
+        return kfold_splits(manifest, split.folds, group=split.stratify, seed=split.seed)[split.fold].to_dict()
+    if split.kind == "loo":
+        if split.fold >= len(subjects):
+            raise InputError(where, f"has {len(subjects)} subjects; split.fold={split.fold} leaves none out",
+                             f"use split.fold in [0, {len(subjects)})")
+        test = subjects[split.fold]
+        return {"train": [s for s in subjects if s != test], "val": [], "test": [test]}
+    unknown = [s for s in (*split.train, *split.val, *split.test) if s not in subjects]
+    if unknown:
+        raise InputError(where, f"split names subjects not in the manifest: {', '.join(unknown[:5])}",
+                         "fix split.train/val/test")
+    return {"train": list(split.train), "val": list(split.val), "test": list(split.test)}
+
+
+def cohort_columns(data: DataConfig) -> list[str]:
+    """Columns normalised with one set of statistics over the training cohort (``zscore:cohort``)."""
+    return [c for c, spec in data.normalisation.items() if str(spec).replace(" ", "") == "zscore:cohort"]
+
+
+def fit_cohort_stats(manifest: Manifest, subjects: Iterable[str], data: DataConfig) -> dict[str, dict[str, Any]]:
+    """Statistics of the ``zscore:cohort`` columns over the brain voxels of the training subjects."""
+    from neurotrans.data.normalize import fit_cohort_zscore
+
+    columns = cohort_columns(data)
+    if not columns:
+        return {}
+    raw = _prepare(manifest, subjects, data, {}, with_target=True, identity=columns)
+    stats = {}
+    for c in columns:
+        volumes, masks = [], []
+        for s in raw:
+            if c == data.target:
+                volumes.append(s.target[0])  # type: ignore[index]
+            else:
+                volumes.append(s.inputs[s.input_names.index(c)])
+            masks.append(s.mask)
+        try:
+            stats[c] = fit_cohort_zscore(volumes, masks).to_dict()
+        except ValueError as err:
+            raise InputError(manifest.source or manifest.root, f"column {c}: {err}",
+                             "check the images of that column") from None
+    return stats
+
+
+def _prepare(manifest: Manifest, subjects: Iterable[str], data: DataConfig, cohort_stats: dict[str, dict[str, Any]],
+             *, with_target: bool, identity: Sequence[str] = ()) -> list[PreparedSubject]:
+    from neurotrans.data.cache import prepare_cohort
+
+    normalisation = {**data.normalisation, **dict.fromkeys(identity, "none")}
+    return prepare_cohort(manifest.subset(set(subjects)), list(data.inputs), data.target if with_target else None,
+                          grid=working_grid(data.voxel_size), normalisation=normalisation, mask=data.mask,
+                          cache_dir=data.cache_dir, aux=data.aux, fitted=cohort_stats or None)
+
+
+def prepare(manifest: Manifest, subjects: Iterable[str], data: DataConfig, cohort_stats: dict[str, dict[str, Any]],
+            *, with_target: bool = True) -> list[PreparedSubject]:
+    """Prepared subjects (all sessions) of ``subjects``, in manifest order.
+
+    With ``data.cache_dir`` they are memory-mapped from the on-disk cache (filled on first use).
+    """
+    return _prepare(manifest, subjects, data, cohort_stats, with_target=with_target)
+
+
+def planes_of(plane: str) -> list[str]:
+    """The planes a model is trained on (``all`` = the three-plane model)."""
+    from neurotrans.data.slicing import PLANES
+
+    return list(PLANES) if plane == "all" else [plane]
+
+
+def round_up(size: int, multiple: int) -> int:
+    """``size`` rounded up to a multiple of ``multiple``."""
+    return int(-(-int(size) // multiple) * multiple)
+
+
+def sampling_of(data: DataConfig, shapes: Sequence[Sequence[int]], multiple: int) -> dict[str, Any]:
+    """How samples are cut (``RunInfo.sampling``), checked against the network's size multiple.
+
+    Args:
+        data: the data config.
+        shapes: spatial shapes of the training subjects' working grids.
+        multiple: the method's size multiple.
+    """
+    if data.spatial_dims == 2:
+        return {"kind": "slices", "planes": planes_of(data.plane), "context": data.context}
+    if data.patch_size is not None:
+        bad = [p for p in data.patch_size if p % multiple]
+        if bad:
+            raise InputError("data.patch_size", f"{list(data.patch_size)} is not a multiple of {multiple}, which "
+                             "the network needs", f"use sizes divisible by {multiple} (e.g. 32 or 64)")
+        return {"kind": "patches", "patch_size": list(data.patch_size), "overlap": data.patch_overlap}
+    roi = [round_up(max(int(s[a]) for s in shapes), multiple) for a in range(3)]
+    return {"kind": "volume", "roi_size": roi, "overlap": data.patch_overlap}
+
+
+def _pad_2d(shapes: Sequence[Sequence[int]], plane: str, multiple: int) -> tuple[int, int]:
+    from neurotrans.data.slicing import slice_shape
+
+    hs, ws = zip(*(slice_shape(tuple(s), plane) for s in shapes), strict=True)
+    return round_up(max(hs), multiple), round_up(max(ws), multiple)
+
+
+def augmentation(data: DataConfig) -> Any:
+    """The random transform ``data.augment`` asks for, or ``None``."""
+    if not data.augment:
+        return None
+    from neurotrans.data.augment import RandomFlipRotateScale
+
+    names = set(data.augment)
+    return RandomFlipRotateScale(flip="flip" in names, rot90="rot90" in names, scale="scale" in names,
+                                 p=data.augment_p, spatial_dims=data.spatial_dims)
+
+
+def build_datasets(subjects: Sequence[PreparedSubject], data: DataConfig, sampling: dict[str, Any], multiple: int,
+                   *, seed: int, train: bool) -> list[Dataset]:
+    """Training (``train=True``: augmented, random patches) or validation datasets.
+
+    Returns one dataset per slice plane (slices of different planes never share a
+    batch), or one dataset of patches / volumes.
+    """
+    from neurotrans.data.datasets import Augmented, PairedPatchDataset, PairedSliceDataset
+
+    if not subjects:
+        return []
+    shapes = [s.shape for s in subjects]
+    kind = sampling["kind"]
+    if kind == "slices":
+        sets: list[Dataset] = [
+            PairedSliceDataset(subjects, plane=p, context=int(sampling["context"]), pad_to=_pad_2d(shapes, p, multiple),
+                               skip_empty=data.skip_empty, covariates=data.covariates)
+            for p in sampling["planes"]]
+    elif kind == "patches":
+        random_draws = train and data.samples_per_volume > 0
+        sets = [PairedPatchDataset(subjects, patch_size=sampling["patch_size"],
+                                   overlap=float(sampling["overlap"]) if train else 0.0,
+                                   samples_per_volume=data.samples_per_volume if random_draws else None, seed=seed,
+                                   covariates=data.covariates)]
+    else:
+        pad = [round_up(max(int(s[a]) for s in shapes), multiple) for a in range(3)]
+        pad = [max(p, r) for p, r in zip(pad, sampling["roi_size"], strict=True)]
+        sets = [PairedPatchDataset(subjects, patch_size=None, pad_to=pad, covariates=data.covariates)]
+    transform = augmentation(data) if train else None
+    if transform is not None:
+        sets = [Augmented(ds, transform, seed=seed) for ds in sets]
+    return sets
