@@ -10,7 +10,7 @@ import shutil
 import matplotlib.image as mpimg
 import pandas as pd
 import pytest
-from conftest import METHOD, TEST
+from fake_run import METHOD, TEST
 
 from neurotrans.errors import InputError
 from neurotrans.report import build_report, choose_subjects, load_run
