@@ -47,4 +47,19 @@ def evaluation_conventions(target: str, method: str, mask: str | None, pet: bool
     }
 
 
-__all__ = ["evaluation_conventions"]
+def ms_conventions(synthetic_threshold: bool) -> dict:
+    """How the MS tables were computed (``conventions.json``'s ``ms`` entry)."""
+    return {
+        "masks": "lesions, NAWM, WM, CSF, brainmask images > 0.5; WM, NAWM and lesions inside the brain mask "
+                 "when there is one; controls without lesion/NAWM images: no lesions, NAWM = WM",
+        "ratio1": "mean(lesions) / mean(NAWM)", "ratio2": "mean(lesions) / mean(NAWM within 5 dilations of lesions)",
+        "demyelinated": "lesion voxel with DVR < mean - 1 SD of controls' WM DVR in its distance-from-CSF bin",
+        "distance": "scipy.ndimage.distance_transform_edt in mm; bins of one voxel size (<= 3 mm)",
+        "synthetic_threshold_from": "controls' synthetic PIB" if synthetic_threshold else "controls' real PIB",
+        "indices": "fractions of the baseline (first session) lesion mask; global = fraction_t1 - fraction_t0",
+        "dice_of_empty_maps": 1.0,
+        "edss_regression": "OLS EDSS ~ index + age + sex (1 = male) + lesion_load (mm3), one model per index",
+    }
+
+
+__all__ = ["evaluation_conventions", "ms_conventions"]

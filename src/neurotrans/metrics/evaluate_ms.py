@@ -45,6 +45,7 @@ from neurotrans.errors import InputError
 from neurotrans.io.manifest import Manifest, read_manifest
 from neurotrans.io.nifti import load_volume
 from neurotrans.io.run import PredictionFolder, RunFolder
+from neurotrans.metrics.conventions import ms_conventions
 from neurotrans.metrics.pairing import in_sample_subjects, pair_predictions
 from neurotrans.metrics.regional import BLAND_ALTMAN_COLUMNS
 
@@ -237,21 +238,6 @@ def edss_regression_table(indices: pd.DataFrame) -> tuple[pd.DataFrame, list[str
     return (pd.concat(fits, ignore_index=True) if fits else pd.DataFrame(columns=columns)), notes
 
 
-def ms_conventions(synthetic_threshold: bool) -> dict:
-    """How the MS tables were computed (``conventions.json``'s ``ms`` entry)."""
-    return {
-        "masks": "lesions, NAWM, WM, CSF, brainmask images > 0.5; WM, NAWM and lesions inside the brain mask "
-                 "when there is one; controls without lesion/NAWM images: no lesions, NAWM = WM",
-        "ratio1": "mean(lesions) / mean(NAWM)", "ratio2": "mean(lesions) / mean(NAWM within 5 dilations of lesions)",
-        "demyelinated": "lesion voxel with DVR < mean - 1 SD of controls' WM DVR in its distance-from-CSF bin",
-        "distance": "scipy.ndimage.distance_transform_edt in mm; bins of one voxel size (<= 3 mm)",
-        "synthetic_threshold_from": "controls' synthetic PIB" if synthetic_threshold else "controls' real PIB",
-        "indices": "fractions of the baseline (first session) lesion mask; global = fraction_t1 - fraction_t0",
-        "dice_of_empty_maps": 1.0,
-        "edss_regression": "OLS EDSS ~ index + age + sex (1 = male) + lesion_load (mm3), one model per index",
-    }
-
-
 def evaluate_ms(manifest: str | Path | Manifest, pred_dir: str | Path, target: str = "PIB",
                 pairs: pd.DataFrame | None = None) -> MSEvaluation:
     """Lesion, myelin and clinical analyses of synthetic PIB against the real PIB, written nowhere.
@@ -308,4 +294,4 @@ def format_ms(ms: MSEvaluation) -> list[str]:
 
 __all__ = ["MSEvaluation", "MSPair", "MS_COLUMNS", "control_references", "demyelination", "edss_regression_table",
            "evaluate_ms", "format_ms", "indices_table", "lesion_table", "load_ms_pairs", "ms_bland_altman",
-           "ms_conventions", "myelin_discrepancy_table"]
+           "myelin_discrepancy_table"]
