@@ -133,7 +133,7 @@ def test_model_row_label(fdg_manifest, predictions, tmp_path, description, run_m
 def test_nothing_evaluated_is_one_clear_error(fdg_manifest, predictions, tmp_path, capsys):
     empty = tmp_path / "run" / "predictions"
     empty.mkdir(parents=True)
-    with pytest.raises(InputError, match=r"no prediction of FDG could be compared.*12 missing prediction"):
+    with pytest.raises(InputError, match=r"no prediction of FDG could be compared.*missing_prediction: 12; first: .*sub-00_ses-1_trc-FDG"):
         evaluate_command(empty, fdg_manifest, "FDG")
     assert not (tmp_path / "run" / "evaluation").exists()
     # predictions that all miss the grid: nothing evaluated either; the CLI says so in one line, exit 2
@@ -142,7 +142,13 @@ def test_nothing_evaluated_is_one_clear_error(fdg_manifest, predictions, tmp_pat
         save_volume(folder.path(s, "ses-1", "FDG"), np.zeros((4, 4, 4)), np.eye(4))
     assert main(["evaluate", "--pred", str(empty), "--manifest", str(fdg_manifest), "--target", "FDG"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "2 grid mismatch" in err and "10 missing prediction" in err
+    assert err.count("\n") == 1 and "grid_mismatch: 2" in err and "missing_prediction: 10" in err
+    # a run that trained on every manifest subject has nothing to be tested on
+    other = tmp_path / "run2" / "predictions"
+    other.mkdir(parents=True)
+    write_run_json(tmp_path / "run2", train=SUBJECTS)
+    with pytest.raises(InputError, match="every manifest row is a training or validation subject"):
+        evaluate(other, fdg_manifest, "FDG")
 
 
 def test_writer_writes_each_file_once(fdg_manifest, predictions, tmp_path, monkeypatch):

@@ -115,8 +115,12 @@ def _check_inputs(man: Manifest, target: str, mask: str | None, pred_dir: Path) 
 
 
 def _nothing_paired(pred_dir: Path, target: str, problems: pd.DataFrame) -> InputError:
-    counts = problems["kind"].value_counts()
-    found = "; ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in counts.items()) or "no row expects one"
+    counts = ", ".join(f"{kind}: {n}" for kind, n in problems["kind"].value_counts().items())
+    if problems.empty:
+        found = "every manifest row is a training or validation subject of the run"
+    else:
+        first = problems.iloc[0]
+        found = f"{counts}; first: {first['file']}: {first['problem']}"
     return InputError(pred_dir, f"no prediction of {target} could be compared with a manifest row ({found})",
                       "predict the test subjects of this manifest into the folder (`neurotrans predict`), "
                       "on the targets' grids")
