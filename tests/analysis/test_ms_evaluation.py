@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ from scipy import ndimage
 
 from neurotrans.errors import InputError
 from neurotrans.io.nifti import save_volume
-from neurotrans.metrics.evaluate_ms import evaluate_ms
+from neurotrans.io.run import PredictionFolder
+from neurotrans.metrics.evaluate_ms import evaluate_ms, format_ms
 
 SHAPE = (24, 24, 24)
 AFFINE = np.diag([3.0, 3.0, 3.0, 1.0])
@@ -77,14 +79,14 @@ def _predict(manifest: Path, out: Path, noise: float, seed: int = 1) -> Path:
         data = np.asarray(nib.load(manifest.parent / row["PIB"]).dataobj)
         if noise:
             data = ndimage.gaussian_filter(data, 0.7) + noise * rng.standard_normal(data.shape)
-        save_volume(out / f"{row['subject']}_{row['session']}_PIB.nii.gz", data, AFFINE)
+        save_volume(PredictionFolder(out).path(row["subject"], row["session"], "PIB"), data, AFFINE)
     return out
 
 
-def test_true_against_true(ms_manifest, tmp_path, capsys):
+def test_true_against_true(ms_manifest, tmp_path):
     pred = _predict(ms_manifest, tmp_path / "pred", noise=0)
-    t = evaluate_ms(ms_manifest, pred, tmp_path / "evaluation")
-    les, idx, reg = t["lesions"], t["indices"], t["edss_regression"]
+    t = evaluate_ms(ms_manifest, pred)
+    les, idx, reg = t.lesions, t.indices, t.edss_regression
     patients = les[les.group == "MS"]
     assert len(patients) == 20 and (patients.demyelination_dice == 1).all()
     assert (patients.ratio1_real < 1).all() and (patients.ratio2_real < 1).all()  # lesion DVR below NAWM
@@ -93,22 +95,21 @@ def test_true_against_true(ms_manifest, tmp_path, capsys):
     for col in ("dice_t0", "dice_t1", "dice_dynamic_demyelination", "dice_dynamic_remyelination"):
         assert (idx[col] == 1).all()
     assert np.allclose(idx.dynamic_remyelination_real, idx.dynamic_remyelination_synthetic)
-    assert np.allclose(t["bland_altman"].bias, 0) and np.allclose(t["myelin_discrepancy"]["mean"], 0)
+    assert np.allclose(t.bland_altman.bias, 0) and np.allclose(t.myelin_discrepancy["mean"], 0)
     rem = reg[(reg.term == "dynamic_remyelination")].set_index("data")
     assert rem.loc["real", "coef"] < 0 and rem.loc["real", "p"] < 0.05 and rem.loc["real", "beta_std"] < -0.5
     assert rem.loc["real", "coef"] == pytest.approx(rem.loc["synthetic", "coef"])
     assert list(reg.columns) == ["data", "index", "term", "coef", "se", "t", "p", "beta_std"]
-    for name in ("lesions", "indices", "edss_regression", "myelin_discrepancy", "bland_altman"):
-        assert (tmp_path / "evaluation" / f"{name}.tsv").is_file()
-    assert "EDSS ~ dynamic_remyelination (real)" in capsys.readouterr().out
+    assert not (tmp_path / "evaluation").exists()  # computing writes nothing
+    assert any(line.startswith("EDSS ~ dynamic_remyelination (real)") for line in format_ms(t))
 
 
 def test_noisy_prediction_disagrees_partly(ms_manifest, tmp_path):
     pred = _predict(ms_manifest, tmp_path / "pred", noise=0.15)
     t = evaluate_ms(ms_manifest, pred)
-    dice = t["lesions"].query("group == 'MS'").demyelination_dice
+    dice = t.lesions.query("group == 'MS'").demyelination_dice
     assert 0.3 < dice.mean() < 1.0
-    assert (t["myelin_discrepancy"]["mean"] > 0).all()
+    assert (t.myelin_discrepancy["mean"] > 0).all()
 
 
 def test_missing_columns_and_controls(ms_manifest, tmp_path):
@@ -136,11 +137,29 @@ def test_evaluate_command_runs_the_ms_analyses(ms_manifest, tmp_path, capsys):
     train.write_text("sub-12\nsub-13\n")  # two controls as the other-subjects reference keep it quick
     res = evaluate_command(pred, ms_manifest, "PIB", train_subjects=train)
     out = tmp_path / "run" / "evaluation"
-    for name in ("per_subject", "summary", "tests", "lesions", "indices", "edss_regression", "bland_altman"):
+    for name in ("per_subject", "summary", "tests", "lesions", "indices", "edss_regression", "myelin_discrepancy",
+                 "bland_altman"):
         assert (out / f"{name}.tsv").is_file(), name
     ba = pd.read_csv(out / "bland_altman.tsv", sep="\t")
-    assert {"regional_mean", "mean_in_volume", "WM_NAWM_DVR", "lesion_DVR"} <= set(ba.quantity)
-    assert set(res.ms) >= {"lesions", "indices", "edss_regression"}
+    assert list(ba.quantity) == ["regional_mean", "mean_in_volume", "WM_NAWM_DVR", "lesion_DVR"]
+    assert set(res.ms.tables()) == {"lesions", "indices", "edss_regression", "myelin_discrepancy"}
     assert "EDSS ~" in capsys.readouterr().out
-    conv = (out / "conventions.json").read_text()
-    assert '"ms"' in conv and "distance_transform_edt" in conv
+    conv = json.loads((out / "conventions.json").read_text())
+    assert conv["target"] == "PIB" and "distance_transform_edt" in conv["ms"]["distance"]
+
+
+def test_phantom_summary_and_ms_evaluation_read_scans_alike(ms_manifest, tmp_path):
+    # one scan loader for both: the summary's numbers are the evaluation's real-PIB numbers
+    from neurotrans.io.manifest import read_manifest
+    from neurotrans.phantom.summary import myelin_indices
+
+    summary = myelin_indices(read_manifest(ms_manifest)).set_index("subject")
+    t = evaluate_ms(ms_manifest, _predict(ms_manifest, tmp_path / "pred", noise=0.1))
+    t0 = t.lesions.query("group == 'MS' and session == 't0'").set_index("subject").loc[summary.index]
+    assert np.allclose(summary.lesion_dvr, t0.lesion_real, equal_nan=True)
+    assert np.allclose(summary.nawm_dvr, t0.wm_real) and (t0.wm_roi == "NAWM").all()
+    assert (summary.lesion_voxels == t0.lesion_voxels).all()
+    assert np.allclose(summary.pct_demyelinated_t0 / 100, t0.demyelinated_fraction_real, equal_nan=True)
+    idx = t.indices.set_index("subject").loc[summary.index]
+    assert np.allclose(summary.remyelination_index, idx.dynamic_remyelination_real, equal_nan=True)
+    assert np.allclose(summary.demyelination_index, idx.dynamic_demyelination_real, equal_nan=True)

@@ -42,19 +42,22 @@ def make_fdg_cohort(root: Path, n_per_group: int = 6, seed: int = 0) -> Path:
     return root / "manifest.tsv"
 
 
-def write_predictions(manifest: Path, out: Path, sigma: float, subjects: list[str] | None = None) -> Path:
-    """Copies of the real FDG, Gaussian-blurred by ``sigma`` voxels (0: identical)."""
+def write_predictions(manifest: Path, out: Path, sigma: float, subjects: list[str] | None = None,
+                      target: str = "FDG") -> Path:
+    """Copies of the real target in a prediction folder, Gaussian-blurred by ``sigma`` voxels (0: identical)."""
     from neurotrans.io.manifest import read_manifest
     from neurotrans.io.nifti import load_volume
+    from neurotrans.io.run import PredictionFolder
 
     man = read_manifest(manifest)
+    folder = PredictionFolder(out)
     out.mkdir(parents=True, exist_ok=True)
-    for i in range(len(man)):
-        if subjects is not None and man.table.iloc[i]["subject"] not in subjects:
+    for i, row in man.rows():
+        if subjects is not None and row["subject"] not in subjects:
             continue
-        vol = load_volume(man.path(i, "FDG"))
+        vol = load_volume(man.path(i, target))
         data = ndimage.gaussian_filter(vol.data, sigma) if sigma > 0 else vol.data
-        save_volume(out / f"{man.key(i)}_FDG.nii.gz", data, vol.affine)
+        save_volume(folder.path(str(row["subject"]), str(row["session"]), target), data, vol.affine)
     return out
 
 

@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from neurotrans.io.manifest import read_manifest
 from neurotrans.io.nifti import load_volume, save_volume
+from neurotrans.io.run import PredictionFolder
 from neurotrans.metrics.evaluate import evaluate, evaluate_command
 
 cohort = pytest.importorskip("neurotrans.phantom.cohort", reason="the phantom is not in this tree yet")
@@ -33,7 +34,8 @@ def _copy_targets(manifest: Path, out: Path, target: str, sigma: float = 0.0, su
             continue
         vol = load_volume(man.path(i, target))
         data = ndimage.gaussian_filter(vol.data, sigma) if sigma else vol.data
-        save_volume(out / f"{man.key(i)}_{target}.nii.gz", data, vol.affine)
+        row = man.table.iloc[i]
+        save_volume(PredictionFolder(out).path(str(row["subject"]), str(row["session"]), target), data, vol.affine)
     return out
 
 
@@ -87,8 +89,8 @@ def test_ms_true_vs_true_and_edss(ms_cohort, tmp_path):
     from neurotrans.metrics.evaluate_ms import evaluate_ms
 
     pred = _copy_targets(ms_cohort, tmp_path / "predictions", "PIB")
-    t = evaluate_ms(ms_cohort, pred, tmp_path / "evaluation")
-    les, idx, reg = t["lesions"], t["indices"], t["edss_regression"]
+    t = evaluate_ms(ms_cohort, pred)
+    les, idx, reg = t.lesions, t.indices, t.edss_regression
     assert (les.query("group == 'MS'").demyelination_dice == 1).all()
     for col in ("dice_t0", "dice_t1", "dice_dynamic_demyelination", "dice_dynamic_remyelination"):
         assert (idx[col] == 1).all()

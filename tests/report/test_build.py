@@ -10,7 +10,7 @@ import shutil
 import matplotlib.image as mpimg
 import pandas as pd
 import pytest
-from conftest import METHOD, TEST
+from fake_run import METHOD, TEST
 
 from neurotrans.errors import InputError
 from neurotrans.report import build_report, choose_subjects, load_run
@@ -146,3 +146,18 @@ def test_mean_std_rounding():
     # the evaluation writes a NaN std when a PSNR is infinite: the mean alone is shown
     assert mean_std(float("inf"), float("nan"))[0] == "inf"
     assert mean_std(1.0, 3e-9) == ("1 &plusmn; 3e-09", None)
+
+
+def test_model_label_comes_from_the_evaluation(make_run):
+    # the evaluation labels the model row (e.g. a plane-averaged prediction); the report follows it
+    run = make_run()
+    label = "pix2pix_3plane_fdg (planes averaged)"
+    per = pd.read_csv(run / "evaluation" / "per_subject.tsv", sep="\t")
+    per["method"] = per["method"].replace(METHOD, label)
+    per.to_csv(run / "evaluation" / "per_subject.tsv", sep="\t", index=False)
+    conv = json.loads((run / "evaluation" / "conventions.json").read_text())
+    (run / "evaluation" / "conventions.json").write_text(json.dumps({**conv, "method": label}))
+    data = load_run(run)
+    assert data.model_method == label and data.info.method == METHOD
+    assert [c[0].split()[0] for c in choose_subjects(data)] == ["best", "median", "worst"]
+    assert f"{label}: T1w &rarr; FDG" in render_page(data, [], [])

@@ -1,15 +1,13 @@
 """`neurotrans evaluate`: compare predicted volumes with the real targets of a manifest.
 
-For every manifest row with a prediction ``<pred_dir>/<subject>_<session>_<TARGET>.nii.gz``
-the image metrics are computed on the whole volume and on the middle axial slice, in
-normalised units (min-max of the target inside the mask; the same transform applied to
-the prediction; PSNR with the fixed range 1) and, for PET, in original units (SUVR/DVR;
-PSNR with the target's maximum). The pix2pix paper's "other subjects" reference (every
-test target compared with every training subject's target) is reported beside the model,
-with paired tests between the two. PET targets add AAL2 regional means, per-region
-agreement, Bland-Altman and, with CN and AD groups, an SVM diagnosis on real vs.
-synthetic PET. Problems (missing, extra or mismatched predictions) are listed in
-``problems.tsv`` and printed, never skipped silently.
+:func:`evaluate` runs the producers, each returning one table and writing nothing:
+pairing (:mod:`~neurotrans.metrics.pairing`), image metrics (:mod:`~neurotrans.metrics.scores`),
+the other-subjects reference (:mod:`~neurotrans.metrics.reference`), regional PET tables
+(:mod:`~neurotrans.metrics.regional`) and, for PIB of an MS cohort, the MS tables
+(:mod:`~neurotrans.metrics.evaluate_ms`). :func:`write_evaluation` alone writes them, each
+file once. Problems (missing, extra, in-sample or mismatched predictions) are listed in
+``problems.tsv`` and printed, never skipped silently; when no prediction at all can be
+compared the evaluation stops with one error.
 
 References:
     Lan et al./pix2pix MRI->PET (Table 1, "other subjects" baseline); Sun et al.,
@@ -19,38 +17,41 @@ References:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
-from itertools import combinations
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from neurotrans.analysis.diagnosis import classify
-from neurotrans.analysis.regional import regional_means, regional_summary
-from neurotrans.analysis.stats import bland_altman, paired_tests
+from neurotrans.analysis.regional import regional_summary
 from neurotrans.errors import InputError
 from neurotrans.io.atomic import write_text_atomic
 from neurotrans.io.manifest import Manifest, read_manifest
-from neurotrans.io.nifti import Volume, load_volume
-from neurotrans.metrics import image as im
+from neurotrans.io.run import REFERENCE_LABEL, PredictionFolder, RunFolder, RunInfo
+from neurotrans.metrics.conventions import evaluation_conventions
+from neurotrans.metrics.evaluate_ms import MS_COLUMNS, MSEvaluation, evaluate_ms, format_ms
+from neurotrans.metrics.pairing import in_sample_subjects, load_pairs, pair_predictions
+from neurotrans.metrics.reference import other_subjects_reference, reference_images
+from neurotrans.metrics.regional import bland_altman_table, diagnosis_table, regional_table
+from neurotrans.metrics.scores import (
+    METRIC_NAMES,
+    image_metrics,
+    image_metrics_table,
+    method_tests,
+    summarise,
+)
+from neurotrans.metrics.tables import CONVENTIONS_FILE, EVALUATION_FILES, table_file
 from neurotrans.names import MASKS, MODALITIES, PET_MODALITIES, check_name
 
-METRIC_NAMES = ("mae", "mse", "psnr", "ssim", "pearson")
-PER_SUBJECT_COLUMNS = ["subject", "session", "group", "method", "scope", "units", *METRIC_NAMES]
-SUMMARY_COLUMNS = ["method", "scope", "units", "metric", "mean", "std", "min", "max", "n"]
-TESTS_COLUMNS = ["method_a", "method_b", "scope", "units", "metric", "mean_diff", "t", "p_t",
-                 "wilcoxon_w", "p_wilcoxon", "n"]
-PROBLEM_COLUMNS = ["subject", "session", "file", "problem"]
-RESULT_FILES = ("per_subject.tsv", "summary.tsv", "conventions.json", "tests.tsv", "problems.tsv",
-                "regional.tsv", "regional_summary.tsv", "diagnosis.tsv", "bland_altman.tsv")
-OTHER_SUBJECTS = "other_subjects"
-MIN_PER_GROUP = 3  # subjects per group below which a cross-validated SVM means nothing
+DEFAULT_LABEL = "model"
 
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """All tables of one evaluation (``None`` where not applicable, e.g. regional for MRI)."""
+    """All tables of one evaluation (``None`` where not applicable, e.g. regional for MRI).
+
+    ``bland_altman`` holds the image rows and, for an MS cohort, the MS rows; ``conventions``
+    holds the MS conventions under ``ms``; ``notes`` says what was left out and why.
+    """
 
     per_subject: pd.DataFrame
     summary: pd.DataFrame
@@ -61,154 +62,44 @@ class EvaluationResult:
     regional_summary: pd.DataFrame | None = None
     diagnosis: pd.DataFrame | None = None
     bland_altman: pd.DataFrame | None = None
-    ms: dict[str, pd.DataFrame] = field(default_factory=dict)
+    ms: MSEvaluation | None = None
+    notes: tuple[str, ...] = ()
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every computed table by name (:data:`neurotrans.metrics.tables.TABLES`)."""
+        tables = {"per_subject": self.per_subject, "summary": self.summary, "tests": self.tests,
+                  "problems": self.problems, "regional": self.regional, "regional_summary": self.regional_summary,
+                  "diagnosis": self.diagnosis, "bland_altman": self.bland_altman,
+                  **(self.ms.tables() if self.ms is not None else {})}
+        return {name: table for name, table in tables.items() if table is not None}
 
 
-def _same_grid(a: Volume, b: Volume) -> bool:
-    return a.shape == b.shape and np.allclose(a.affine, b.affine, atol=1e-3)
+def model_label(predictions: PredictionFolder, info: RunInfo | None) -> str:
+    """The model's row label: the prediction folder's ``neurotrans.label``, else the run's method, else ``model``."""
+    extra = predictions.read_description().get("neurotrans")
+    label = extra.get("label") if isinstance(extra, dict) else None
+    label = str(label) if label else (info.method if info is not None and info.method else DEFAULT_LABEL)
+    if label == REFERENCE_LABEL:
+        raise InputError(predictions.root / PredictionFolder.DESCRIPTION, f"labels the model {REFERENCE_LABEL!r}, "
+                         "the name of the reference", "give the predictions another label")
+    return label
 
 
-def _normalise(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Min-max of the target (inside the mask), the same affine map applied to the prediction."""
-    vals = target[mask] if mask is not None else target
-    lo, hi = float(vals.min()), float(vals.max())
-    scale = hi - lo if hi > lo else 1.0
-    return (pred - lo) / scale, (target - lo) / scale
-
-
-def image_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None, units: str) -> dict[str, float]:
-    """The five metrics of one image pair under the evaluation's conventions.
-
-    Args:
-        pred: prediction, shape ``(X, Y[, Z])``, already in the units named by ``units``.
-        target: real image, same shape.
-        mask: boolean mask or ``None``.
-        units: ``"normalised"`` (PSNR and SSIM with range 1) or ``"original"`` (PSNR with the
-            target's maximum inside the mask, SSIM with the target's max - min inside it).
-    """
-    if units == "normalised":
-        psnr = im.psnr(pred, target, mask, data_range=1.0, convention="fixed")
-        ssim = im.ssim(pred, target, mask, data_range=1.0)
-    else:
-        psnr = im.psnr(pred, target, mask, convention="max")
-        ssim = im.ssim(pred, target, mask)
-    return {"mae": im.mae(pred, target, mask), "mse": im.mse(pred, target, mask), "psnr": psnr,
-            "ssim": ssim, "pearson": im.pearson(pred, target, mask)}
-
-
-def _all_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None, pet: bool) -> list[dict]:
-    """Metrics for every scope (volume, middle axial slice) and units of one pair."""
-    rows = []
-    z = target.shape[2] // 2
-    pn, tn = _normalise(pred, target, mask)
-    variants = [("normalised", pn, tn)] + ([("original", pred, target)] if pet else [])
-    for units, p, t in variants:
-        rows.append({"scope": "volume", "units": units, **image_metrics(p, t, mask, units)})
-        ms = None if mask is None else mask[:, :, z]
-        if ms is not None and not ms.any():  # visible as NaN, not dropped
-            rows.append({"scope": "mid_axial", "units": units, **dict.fromkeys(METRIC_NAMES, float("nan"))})
-            continue
-        rows.append({"scope": "mid_axial", "units": units,
-                     **image_metrics(p[:, :, z], t[:, :, z], ms, units)})
-    return rows
-
-
-def _read_train_subjects(pred_dir: Path, train_subjects: str | Path | None) -> tuple[set[str] | None, str]:
+def reference_subjects(train_subjects: str | Path | None, run: RunFolder | None,
+                       info: RunInfo | None) -> tuple[set[str] | None, str]:
+    """Training subjects of the other-subjects reference and where they came from (``None``: all others)."""
     if train_subjects is not None:
         path = Path(train_subjects)
         if not path.is_file():
             raise InputError(path, "training-subject list not found", "pass a text file with one subject id per line")
         ids = {s.strip() for s in path.read_text().splitlines() if s.strip() and not s.startswith("#")}
         return ids, str(path)
-    info = _run_info(pred_dir)
-    if info.get("train_subjects"):
-        return {str(s) for s in info["train_subjects"]}, str(pred_dir.parent / "run.json")
+    if run is not None and info is not None and info.train_subjects:
+        return set(info.train_subjects), str(run.run_json)
     return None, "all other manifest subjects"
 
 
-def _run_info(pred_dir: Path) -> dict:
-    """The training run's run.json beside the prediction folder, or ``{}``."""
-    run = pred_dir.parent / "run.json"
-    if not run.is_file():
-        return {}
-    try:
-        return json.loads(run.read_text())
-    except json.JSONDecodeError:
-        raise InputError(run, "is not valid JSON", "repair or delete run.json") from None
-
-
-def _method_name(pred_dir: Path) -> str:
-    return str(_run_info(pred_dir).get("method") or "model")
-
-
-def _expected_subjects(pred_dir: Path) -> set[str] | None:
-    """Subjects the run predicted (its test set); ``None`` when unknown (then every row is expected)."""
-    test = _run_info(pred_dir).get("test_subjects")
-    return {str(s) for s in test} if test else None
-
-
-def summarise(per_subject: pd.DataFrame) -> pd.DataFrame:
-    """Mean, SD (ddof 1), min, max and n of every metric per method, scope and units.
-
-    An ``inf`` PSNR (identical images) makes the mean ``inf``: it is reported, not hidden.
-    """
-    rows = []
-    for (method, scope, units), g in per_subject.groupby(["method", "scope", "units"], sort=False):
-        for metric in METRIC_NAMES:
-            v = g[metric].to_numpy(float)
-            with np.errstate(invalid="ignore"):
-                std = float(np.std(v, ddof=1)) if len(v) > 1 and np.isfinite(v).all() else float("nan")
-            rows.append({"method": method, "scope": scope, "units": units, "metric": metric,
-                         "mean": float(np.mean(v)), "std": std, "min": float(np.min(v)),
-                         "max": float(np.max(v)), "n": len(v)})
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-
-
-def method_tests(per_subject: pd.DataFrame) -> pd.DataFrame:
-    """Paired t and Wilcoxon tests between every two methods on the subjects both have."""
-    rows = []
-    methods = list(dict.fromkeys(per_subject["method"]))
-    for a, b in combinations(methods, 2):
-        keys = ["subject", "session", "scope", "units"]
-        merged = per_subject[per_subject.method == a].merge(per_subject[per_subject.method == b],
-                                                            on=keys, suffixes=("_a", "_b"))
-        for (scope, units), g in merged.groupby(["scope", "units"], sort=False):
-            for metric in METRIC_NAMES:
-                res = paired_tests(g[f"{metric}_a"].to_numpy(), g[f"{metric}_b"].to_numpy())
-                rows.append({"method_a": a, "method_b": b, "scope": scope, "units": units, "metric": metric, **res})
-    return pd.DataFrame(rows, columns=TESTS_COLUMNS)
-
-
-def _diagnosis(regional: pd.DataFrame) -> pd.DataFrame | None:
-    sub = regional[regional["group"].isin(["CN", "AD"])]
-    counts = sub.drop_duplicates("subject").groupby("group")["subject"].nunique()
-    if len(counts) < 2 or counts.min() < MIN_PER_GROUP:
-        return None
-    rows = []
-    for data in ("real", "synthetic"):
-        wide = sub.pivot_table(index=["subject", "session", "group"], columns="region", values=data, sort=False)
-        wide = wide.dropna(axis=1)
-        res = classify(wide.to_numpy(), wide.index.get_level_values("group").to_numpy(),
-                       wide.index.get_level_values("subject").to_numpy(), positive="AD")
-        rows.append({"data": data, "accuracy": res.accuracy, "fnr": res.fnr, "fpr": res.fpr,
-                     "n_subjects": res.n_subjects, "folds": res.folds})
-    return pd.DataFrame(rows, columns=["data", "accuracy", "fnr", "fpr", "n_subjects", "folds"])
-
-
-def evaluate(pred_dir: str | Path, manifest: str | Path | Manifest, target: str, mask: str | None = None,
-             train_subjects: str | Path | None = None, other_subjects: bool = True) -> EvaluationResult:
-    """Compute every table of an evaluation without writing anything.
-
-    Args:
-        pred_dir: folder of predictions named ``<subject>_<session>_<TARGET>.nii.gz``.
-        manifest: the cohort manifest (path or :class:`Manifest`) holding the real targets.
-        target: the predicted modality (e.g. ``"FDG"``).
-        mask: mask column to evaluate inside (e.g. ``"brainmask"``), or ``None``.
-        train_subjects: text file of training subject ids for the other-subjects reference.
-        other_subjects: compute that reference (cost: tests x training subjects comparisons).
-    """
-    pred_dir = Path(pred_dir)
-    man = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
+def _check_inputs(man: Manifest, target: str, mask: str | None, pred_dir: Path) -> None:
     where = man.source or man.root
     try:
         check_name(target, MODALITIES, "target modality")
@@ -221,165 +112,99 @@ def evaluate(pred_dir: str | Path, manifest: str | Path | Manifest, target: str,
             raise InputError(where, f"manifest has no {col!r} column", f"choose one of {', '.join(man.image_columns)}")
     if not pred_dir.is_dir():
         raise InputError(pred_dir, "prediction folder not found", "pass the folder written by `neurotrans predict`")
+
+
+def _nothing_paired(pred_dir: Path, target: str, problems: pd.DataFrame) -> InputError:
+    counts = ", ".join(f"{kind}: {n}" for kind, n in problems["kind"].value_counts().items())
+    if problems.empty:
+        found = "every manifest row is a training or validation subject of the run"
+    else:
+        first = problems.iloc[0]
+        found = f"{counts}; first: {first['file']}: {first['problem']}"
+    return InputError(pred_dir, f"no prediction of {target} could be compared with a manifest row ({found})",
+                      "predict the test subjects of this manifest into the folder (`neurotrans predict`), "
+                      "on the targets' grids")
+
+
+def _concat(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    filled = [t for t in tables if len(t)]
+    return pd.concat(filled, ignore_index=True) if filled else tables[0]
+
+
+def evaluate(pred_dir: str | Path, manifest: str | Path | Manifest, target: str, mask: str | None = None,
+             train_subjects: str | Path | None = None, other_subjects: bool = True) -> EvaluationResult:
+    """Compute every table of an evaluation without writing anything.
+
+    Args:
+        pred_dir: the prediction folder (:class:`~neurotrans.io.run.PredictionFolder`).
+        manifest: the cohort manifest (path or :class:`Manifest`) holding the real targets.
+        target: the predicted modality (e.g. ``"FDG"``).
+        mask: mask column to evaluate inside (e.g. ``"brainmask"``), or ``None``.
+        train_subjects: text file of training subject ids for the other-subjects reference
+            (default: the run's training split, else every other subject).
+        other_subjects: compute that reference (cost: tests x training subjects comparisons).
+
+    Raises:
+        InputError: bad names or files, or no prediction could be compared at all.
+    """
+    pred_dir = Path(pred_dir)
+    man = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
+    _check_inputs(man, target, mask, pred_dir)
+    predictions = PredictionFolder(pred_dir)
+    run = RunFolder.of_predictions(pred_dir)
+    info = run.read_info() if run is not None else None
+    label = model_label(predictions, info)
+    pairing = pair_predictions(predictions, man, target, in_sample_subjects(info))
+    if pairing.pairs.empty:
+        raise _nothing_paired(pred_dir, target, pairing.problems)
+    pairs = load_pairs(pairing.pairs, man, mask)
     pet = target in PET_MODALITIES
-    method = _method_name(pred_dir)
-    suffix = f"_{target}.nii.gz"
-    expected = {man.key(i) + suffix: i for i in range(len(man))}
-    problems: list[dict] = []
-    for f in sorted(pred_dir.glob(f"*{suffix}")):
-        if f.name not in expected:
-            problems.append({"subject": "", "session": "", "file": str(f), "problem": "prediction without a manifest row"})
 
-    has_group = "group" in man.table.columns
-    cache: dict[int, tuple[Volume, np.ndarray | None]] = {}
-
-    def real(i: int) -> tuple[Volume, np.ndarray | None] | None:
-        if i not in cache:
-            tpath = man.path(i, target)
-            if tpath is None:
-                return None
-            vol = load_volume(tpath)
-            mvol = None
-            if mask is not None:
-                mpath = man.path(i, mask)
-                if mpath is None:
-                    raise InputError(where, f"row {man.key(i)} has no {mask} image", "fill the mask column or drop --mask")
-                mv = load_volume(mpath)
-                if not _same_grid(mv, vol):
-                    raise InputError(mpath, f"mask grid differs from the {target} image's", "resample the mask onto it")
-                mvol = mv.data > 0.5
-                if not mvol.any():
-                    raise InputError(mpath, "mask is empty", "check the mask image")
-            cache[i] = (vol, mvol)
-        return cache[i]
-
-    rows, tested, preds = [], [], {}
-    # rows of the run's training/validation subjects are not expected to have predictions
-    expected_subjects = _expected_subjects(pred_dir)
-    for i, row in man.rows():
-        subj, ses = str(row["subject"]), str(row["session"])
-        fpath = pred_dir / (man.key(i) + suffix)
-        if not fpath.exists() and expected_subjects is not None and subj not in expected_subjects:
-            continue
-        if not fpath.exists():
-            problems.append({"subject": subj, "session": ses, "file": str(fpath), "problem": "no prediction for this row"})
-            continue
-        ref = real(i)
-        if ref is None:
-            problems.append({"subject": subj, "session": ses, "file": str(fpath),
-                             "problem": f"manifest row has no {target} image to compare with"})
-            continue
-        pvol = load_volume(fpath)
-        if not _same_grid(pvol, ref[0]):
-            problems.append({"subject": subj, "session": ses, "file": str(fpath),
-                             "problem": f"grid {pvol.shape} differs from the target's {ref[0].shape} "
-                                        "(not resampled: predict on the target's grid)"})
-            continue
-        preds[i] = pvol.data
-        tested.append(i)
-        info = {"subject": subj, "session": ses, "group": str(row["group"]) if has_group else "", "method": method}
-        rows += [{**info, **r} for r in _all_metrics(pvol.data.astype(np.float64), ref[0].data.astype(np.float64),
-                                                      ref[1], pet)]
-
-    train_ids, train_source = _read_train_subjects(pred_dir, train_subjects)
+    per_subject, problems = [image_metrics_table(pairs, label, pet)], [pairing.problems]
+    ref_ids, ref_source = reference_subjects(train_subjects, run, info)
     if other_subjects:
-        for i in tested:
-            vol, m = real(i)
-            subj = str(man.table.iloc[i]["subject"])
-            acc: list[list[dict]] = []
-            for j in range(len(man)):
-                sj = str(man.table.iloc[j]["subject"])
-                if sj == subj or (train_ids is not None and sj not in train_ids) or man.path(j, target) is None:
-                    continue
-                other = real(j)[0]
-                if _same_grid(other, vol):
-                    acc.append(_all_metrics(other.data.astype(np.float64), vol.data.astype(np.float64), m, pet))
-            if not acc:
-                problems.append({"subject": subj, "session": str(man.table.iloc[i]["session"]), "file": "",
-                                 "problem": "no training subject on the same grid for the other-subjects reference"})
-                continue
-            base = {"subject": subj, "session": str(man.table.iloc[i]["session"]),
-                    "group": str(man.table.iloc[i]["group"]) if has_group else "", "method": OTHER_SUBJECTS}
-            for k, first in enumerate(acc[0]):
-                vals = {mn: float(np.mean([a[k][mn] for a in acc])) for mn in METRIC_NAMES}
-                rows.append({**base, "scope": first["scope"], "units": first["units"], **vals})
-
-    per_subject = pd.DataFrame(rows, columns=PER_SUBJECT_COLUMNS)
-    if not has_group:
-        per_subject = per_subject.drop(columns="group")
-    result = {"per_subject": per_subject, "summary": summarise(per_subject), "tests": method_tests(per_subject),
-              "problems": pd.DataFrame(problems, columns=PROBLEM_COLUMNS)}
-
-    if pet and tested:
-        from neurotrans.data.atlas import load_atlas
-        from neurotrans.data.grid import Grid
-
-        reg_rows, ba_rows, glob_r, glob_s = [], [], [], []
-        for i in tested:
-            vol, m = real(i)
-            labels, names = load_atlas("AAL2", Grid(vol.shape, vol.affine))
-            r_means = regional_means(vol.data, labels, names)
-            s_means = regional_means(preds[i], labels, names)
-            row = man.table.iloc[i]
-            for region, val in r_means.items():
-                reg_rows.append({"subject": str(row["subject"]), "session": str(row["session"]),
-                                 "group": str(row["group"]) if has_group else "", "region": region,
-                                 "real": val, "synthetic": s_means[region]})
-            sel = m if m is not None else np.ones(vol.shape, bool)
-            glob_r.append(float(vol.data[sel].mean()))
-            glob_s.append(float(preds[i][sel].mean()))
-        regional = pd.DataFrame(reg_rows, columns=["subject", "session", "group", "region", "real", "synthetic"])
-        ba_rows.append({"quantity": "regional_mean", **bland_altman(regional["real"], regional["synthetic"])})
-        ba_rows.append({"quantity": "mean_in_mask" if mask else "mean_in_volume", **bland_altman(glob_r, glob_s)})
-        result.update(regional=regional, regional_summary=regional_summary(regional),
-                      bland_altman=pd.DataFrame(ba_rows, columns=["quantity", "bias", "loa_low", "loa_high", "n"]),
-                      diagnosis=_diagnosis(regional) if has_group else None)
-
-    result["conventions"] = {
-        "target": target, "method": method, "mask": mask,
-        "mask_rule": "voxels where the mask image > 0.5; SSIM map averaged inside it without border crop"
-                     if mask else "no mask: whole image; SSIM map averaged after cropping a 5-voxel border (as skimage)",
-        "normalisation": "normalised = (x - min) / (max - min), min and max of the TARGET inside the mask, "
-                         "the same transform applied to the prediction (not clipped)",
-        "units": {"normalised": {"psnr": {"convention": "fixed", "data_range": 1.0}, "ssim_data_range": 1.0},
-                  **({"original": {"psnr": {"convention": "max", "data_range": "max of the target inside the mask"},
-                                   "ssim_data_range": "max - min of the target inside the mask",
-                                   "quantity": "SUVR" if target == "FDG" else "DVR"}} if pet else {})},
-        "psnr_formula": "10 log10(peak^2 / MSE); inf when MSE is 0 (identical images)",
-        "ssim": {"window": "Gaussian", "sigma": im.SSIM_SIGMA, "truncate": im.SSIM_TRUNCATE,
-                 "radius_voxels": im.SSIM_RADIUS, "K1": im.SSIM_K1, "K2": im.SSIM_K2,
-                 "covariance": "population (use_sample_covariance=False)", "padding": "reflect",
-                 "dimensionality": "3D window for 'volume', 2D for 'mid_axial'"},
-        "scopes": {"volume": "whole 3D volume", "mid_axial": "axial slice z = Z // 2 (third voxel axis)"},
-        "summary_std": "sample SD (ddof 1); NaN when any value is inf",
-        "other_subjects": {"enabled": other_subjects, "train_subjects": train_source,
-                           "rule": "each test target vs. every training subject's target (other than itself), "
-                                   "the other subject's image treated as the prediction, metrics averaged"},
-        "tests": "paired two-sided t-test (scipy.stats.ttest_rel) and Wilcoxon signed-rank; non-finite pairs dropped",
-        "regional": "AAL2 (clinica) resampled to the data grid, nearest neighbour; means in original units",
-        "bland_altman": "bias = mean(synthetic - real); limits bias -/+ 1.96 SD (ddof 1)",
-        "diagnosis": "RBF SVM (C=1, gamma='scale', class_weight='balanced': groups are unequal) on standardised AAL2 means, CN vs AD, "
-                     "StratifiedGroupKFold by subject (<= 5 folds, seed 0); AD is positive",
-    }
-    return EvaluationResult(**result)
+        ref, ref_problems = other_subjects_reference(pairs, reference_images(man, target, ref_ids), pet)
+        per_subject.append(ref)
+        problems.append(ref_problems)
+    table = _concat(per_subject)
+    conventions = evaluation_conventions(target, label, mask, pet, other_subjects, ref_source)
+    pet_tables: dict = {}
+    if pet:
+        regional = regional_table(pairs)
+        pet_tables = {"regional": regional, "regional_summary": regional_summary(regional),
+                      "bland_altman": bland_altman_table(regional, pairs, masked=mask is not None),
+                      "diagnosis": diagnosis_table(regional) if "group" in man.table.columns else None}
+    ms, notes = None, []
+    if target == "PIB" and all(c in man.table.columns for c in MS_COLUMNS):
+        try:
+            ms = evaluate_ms(man, pred_dir, target, pairs=pairing.pairs)
+        except InputError as err:  # the image metrics stand; say why the MS tables are absent
+            notes.append(f"MS analyses not computed: {err}")
+    if ms is not None:
+        pet_tables["bland_altman"] = _concat([pet_tables["bland_altman"], ms.bland_altman])
+        conventions["ms"] = ms.conventions
+    return EvaluationResult(per_subject=table, summary=summarise(table), tests=method_tests(table),
+                            problems=_concat(problems), conventions=conventions, ms=ms, notes=tuple(notes),
+                            **pet_tables)
 
 
 def _tsv(df: pd.DataFrame) -> str:
     return df.to_csv(sep="\t", index=False, lineterminator="\n", float_format="%.6g")
 
 
-def write_evaluation(result: EvaluationResult, out: str | Path) -> list[Path]:
-    """Write every table of ``result`` into ``out`` atomically; returns the files written."""
-    out = Path(out)
-    files = {"per_subject.tsv": result.per_subject, "summary.tsv": result.summary, "tests.tsv": result.tests,
-             "problems.tsv": result.problems, "regional.tsv": result.regional,
-             "regional_summary.tsv": result.regional_summary, "diagnosis.tsv": result.diagnosis,
-             "bland_altman.tsv": result.bland_altman}
-    written = []
-    for name, df in files.items():
-        if df is not None:
-            written.append(write_text_atomic(out / name, _tsv(df)))
-    written.append(write_text_atomic(out / "conventions.json", json.dumps(result.conventions, indent=2) + "\n"))
+def write_evaluation(folder: str | Path, result: EvaluationResult) -> list[Path]:
+    """Write every table of ``result`` and conventions.json into ``folder``, each once and atomically.
+
+    Result files of an earlier evaluation that this one does not have (e.g. MS tables) are
+    removed: the folder describes one evaluation. Returns the files written.
+    """
+    folder = Path(folder)
+    written = [write_text_atomic(folder / table_file(name), _tsv(df)) for name, df in result.tables().items()]
+    written.append(write_text_atomic(folder / CONVENTIONS_FILE, json.dumps(result.conventions, indent=2) + "\n"))
+    names = {p.name for p in written}
+    for name in EVALUATION_FILES:
+        if name not in names and (folder / name).is_file():
+            (folder / name).unlink()
     return written
 
 
@@ -397,6 +222,8 @@ def print_summary(result: EvaluationResult) -> None:
         for _, r in result.diagnosis.iterrows():
             print(f"  SVM CN/AD on {r['data']:>9} PET: accuracy {r['accuracy']:.2f}  FNR {r['fnr']:.2f}  "
                   f"FPR {r['fpr']:.2f}  ({r['n_subjects']} subjects, {r['folds']} folds)")
+    for line in (format_ms(result.ms) if result.ms is not None else []) + list(result.notes):
+        print(f"  {line}")
     for _, p in result.problems.iterrows():
         print(f"  problem: {p['subject']} {p['session']} {p['file']}: {p['problem']}")
 
@@ -407,30 +234,29 @@ def evaluate_command(pred_dir: str | Path, manifest: str | Path, target: str, ma
     """Evaluate, write the result files into ``out`` and print a summary (`neurotrans evaluate`).
 
     Args:
-        pred_dir: folder of predictions ``<subject>_<session>_<TARGET>.nii.gz``.
+        pred_dir: the prediction folder (``RUN/predictions`` or any ``predict --out``).
         manifest: manifest TSV of the cohort with the real targets.
         target: predicted modality, e.g. ``"FDG"`` or ``"PIB"``.
         mask: mask column to evaluate inside.
-        out: output folder (default ``pred_dir/../evaluation``).
+        out: output folder (default: the run's ``evaluation/``, i.e. ``pred_dir/../evaluation``).
         train_subjects: text file of training subject ids (other-subjects reference).
         overwrite: replace existing result files.
+
+    Raises:
+        InputError: results exist and ``overwrite`` is off, bad inputs, or nothing could be evaluated.
     """
     pred_dir = Path(pred_dir)
-    out = Path(out) if out is not None else pred_dir.parent / "evaluation"
-    from neurotrans.metrics.evaluate_ms import MS_COLUMNS, MS_FILES, evaluate_ms
-
-    existing = [f for f in RESULT_FILES + MS_FILES if (out / f).exists()]
+    out = Path(out) if out is not None else (RunFolder.of_predictions(pred_dir) or RunFolder(pred_dir.parent)).evaluation
+    existing = [f for f in EVALUATION_FILES if (out / f).exists()]
     if existing and not overwrite:
         raise InputError(out, f"already holds evaluation results ({', '.join(existing[:3])})",
                          "choose another --out or pass --overwrite")
-    man = read_manifest(manifest)
-    result = evaluate(pred_dir, man, target, mask=mask, train_subjects=train_subjects)
-    write_evaluation(result, out)
-    if target == "PIB" and all(c in man.table.columns for c in MS_COLUMNS):
-        try:
-            result = replace(result, ms=evaluate_ms(man, pred_dir, out))
-        except InputError as err:  # the image metrics stand; say why the MS tables are absent
-            print(f"  MS analyses not computed: {err}")
+    result = evaluate(pred_dir, read_manifest(manifest), target, mask=mask, train_subjects=train_subjects)
+    write_evaluation(out, result)
     print_summary(result)
     print(f"results: {out}")
     return result
+
+
+__all__ = ["EvaluationResult", "METRIC_NAMES", "evaluate", "evaluate_command", "image_metrics", "method_tests",
+           "model_label", "print_summary", "summarise", "write_evaluation"]

@@ -53,13 +53,14 @@ def fdg_measures(manifest: Manifest) -> pd.DataFrame:
 def myelin_indices(manifest: Manifest, *, bin_mm: float | None = None) -> pd.DataFrame:
     """Lesion/NAWM DVR and the thesis' demyelination indices for every patient of an ms cohort.
 
-    The definitions are those of :mod:`neurotrans.analysis.myelin` (one implementation for
-    the simulation summary and the evaluation): a lesion voxel is demyelinated when its PIB
-    DVR is below the controls' WM mean - 1 SD at the same distance from CSF (bins of
-    ``bin_mm``, default one voxel); the dynamic remyelination index is the fraction of lesion
-    voxels demyelinated at t0 that are back above the threshold at t1, the dynamic
-    demyelination index the fraction of normally myelinated lesion voxels at t0 that are
-    demyelinated at t1 (both on the baseline lesion mask).
+    Scans are read by :func:`neurotrans.analysis.ms_scan.load_ms_scan` and the indices
+    computed by :mod:`neurotrans.analysis.myelin`, as in the MS evaluation: a lesion voxel
+    is demyelinated when its PIB DVR is below the controls' WM mean - 1 SD at the same
+    distance from CSF (bins of ``bin_mm``, default one voxel up to 3 mm); the dynamic
+    remyelination index is the fraction of lesion voxels demyelinated at t0 that are back
+    above the threshold at t1, the dynamic demyelination index the fraction of normally
+    myelinated lesion voxels at t0 that are demyelinated at t1 (both on the baseline
+    lesion mask). t0 and t1 are a patient's first two sessions in sorted order.
 
     Returns:
         one row per patient: subject, EDSS, lesion_dvr, nawm_dvr (t0), lesion_voxels,
@@ -70,38 +71,29 @@ def myelin_indices(manifest: Manifest, *, bin_mm: float | None = None) -> pd.Dat
         Bodini et al., Ann Neurol 2016; Wei, PhD thesis 2020, Sec. 4.2.5.
     """
     from neurotrans.analysis import myelin
+    from neurotrans.analysis.ms_scan import control_reference, load_ms_scan, participants
 
-    table = manifest.table
-    data: dict[tuple[str, str], dict[str, np.ndarray]] = {}
-    step = bin_mm
-    for i, row in manifest.rows():
-        pib = load_volume(manifest.path(i, "PIB"))
-        step = step or float(pib.voxel_size[0])
-        brain = load_volume(manifest.path(i, "brainmask")).data > 0.5
-        maps = {"pib": pib.data, "wm": (load_volume(manifest.path(i, "WM")).data > 0.5) & brain,
-                "dist": myelin.distance_from_csf(load_volume(manifest.path(i, "CSF")).data > 0.5, pib.voxel_size)}
-        if row["group"] == "MS":
-            maps["lesions"] = load_volume(manifest.path(i, "lesions")).data > 0.5
-            maps["nawm"] = load_volume(manifest.path(i, "NAWM")).data > 0.5
-        data[(str(row["subject"]), str(row["session"]))] = maps
-    controls = [data[(str(r["subject"]), str(r["session"]))] for _, r in manifest.rows() if r["group"] == "HC"]
-    reference = myelin.control_reference([c["pib"] for c in controls], [c["wm"] for c in controls],
-                                         [c["dist"] for c in controls], bin_mm=step)
-
+    part = participants(manifest)
+    scans = [load_ms_scan(manifest, i, str(part.loc[str(row["subject"]), "group"])) for i, row in manifest.rows()]
+    reference = control_reference([s for s in scans if not s.patient], bin_mm=bin_mm)
+    sessions: dict[str, list] = {}
+    for s in scans:
+        if s.patient:
+            sessions.setdefault(s.subject, []).append(s)
     rows = []
-    for subject in dict.fromkeys(table.loc[table["group"] == "MS", "subject"].astype(str)):
-        t0 = data[(subject, "t0")]
-        les = t0["lesions"]
-        demy0 = myelin.demyelinated_map(t0["pib"], les, t0["dist"], reference)
-        rec = {"subject": subject,
-               "EDSS": float(table.loc[table["subject"] == subject, "EDSS"].iloc[0]),
-               "lesion_dvr": float(t0["pib"][les].mean()) if les.any() else float("nan"),
-               "nawm_dvr": float(t0["pib"][t0["nawm"]].mean()),
+    for subject, visits in sessions.items():
+        t0, *later = sorted(visits, key=lambda s: s.session)
+        les = t0.lesions
+        demy0 = myelin.demyelinated_map(t0.pib, les, t0.distance, reference)
+        edss = part.loc[subject, "EDSS"] if "EDSS" in part.columns else float("nan")
+        rec = {"subject": subject, "EDSS": float(edss),
+               "lesion_dvr": float(t0.pib[les].mean()) if les.any() else float("nan"),
+               "nawm_dvr": float(t0.pib[t0.nawm].mean()),
                "lesion_voxels": int(les.sum()),
                "pct_demyelinated_t0": 100.0 * demy0.sum() / les.sum() if les.any() else float("nan")}
-        t1 = data.get((subject, "t1"))
-        if t1 is not None and les.any():
-            demy1 = myelin.demyelinated_map(t1["pib"], les, t1["dist"], reference)
+        if later and les.any():
+            t1 = later[0]
+            demy1 = myelin.demyelinated_map(t1.pib, les, t1.distance, reference)
             idx = myelin.myelin_indices(demy0, demy1, les)
             rec["pct_demyelinated_t1"] = 100.0 * idx["fraction_t1"]
             rec["global_change"] = 100.0 * idx["global"]

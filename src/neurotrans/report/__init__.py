@@ -2,7 +2,8 @@
 
 ``build_report(run_dir)`` reads ``RUN/evaluation`` (required), ``RUN/run.json``,
 ``RUN/predictions``, ``RUN/log.jsonl`` and ``RUN/summary.json`` (optional) and writes
-``RUN/report/report.html`` and ``RUN/report/figures/*.png``.
+``RUN/report/report.html`` and ``RUN/report/figures/*.png``; every path comes from
+:class:`~neurotrans.io.run.RunFolder`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from matplotlib.figure import Figure
 from neurotrans.errors import InputError
 from neurotrans.io.atomic import write_atomic, write_text_atomic
 from neurotrans.io.nifti import load_volume
+from neurotrans.io.run import REFERENCE_LABEL, RunFolder
 from neurotrans.report.figures import (
     bland_altman,
     curve_columns,
@@ -26,7 +28,7 @@ from neurotrans.report.figures import (
 )
 from neurotrans.report.html import FigureItem, render_page
 from neurotrans.report.montage import montage
-from neurotrans.report.rundata import REFERENCE_METHOD, RunData, load_run
+from neurotrans.report.rundata import RunData, load_run
 
 __all__ = ["build_report", "choose_subjects", "load_run", "render_figures"]
 
@@ -52,9 +54,9 @@ def _model_rows(run: RunData):
     for col, preferred in (("scope", "volume"), ("units", "normalised")):
         if (rows[col] == preferred).any():
             rows = rows[rows[col] == preferred]
-    test = (run.info or {}).get("test_subjects")
-    if test and rows["subject"].astype(str).isin([str(s) for s in test]).any():
-        rows = rows[rows["subject"].astype(str).isin([str(s) for s in test])]
+    test = run.info.test_subjects if run.info is not None else []
+    if test and rows["subject"].astype(str).isin(test).any():
+        rows = rows[rows["subject"].astype(str).isin(test)]
     return rows.dropna(subset=["mae"])
 
 
@@ -108,11 +110,17 @@ def _montage_figures(run: RunData, subjects: list[str] | None, notes: list[str],
     if target not in run.manifest.table.columns:
         notes.append(f"Montages left out: the manifest has no {target} column.")
         return []
-    inputs = [str(m) for m in (run.info or {}).get("inputs", []) if m in run.manifest.table.columns]
+    inputs = [m for m in (run.info.inputs if run.info is not None else ()) if m in run.manifest.table.columns]
+    predictions = RunFolder(run.run_dir).predictions
     out = []
     for n, (label, i, mae) in enumerate(chosen):
         key = run.manifest.key(i)
-        pred_path = run.run_dir / "predictions" / f"{key}_{target}.nii.gz"
+        row = run.manifest.table.iloc[i]
+        try:
+            pred_path = predictions.path(str(row["subject"]), str(row["session"]), target)
+        except InputError as err:  # ids that are not BIDS labels have no prediction path
+            notes.append(f"Montage of {key} left out: {err}")
+            continue
         real_path = run.manifest.path(i, target)
         if not pred_path.is_file() or real_path is None or not real_path.is_file():
             missing = pred_path if not pred_path.is_file() else real_path or f"{target} of {key}"
@@ -172,7 +180,7 @@ def render_figures(run: RunData, subjects: list[str] | None = None, notes: list[
 
     combos = run.per_subject[["scope", "units"]].drop_duplicates()
     combos = sorted(map(tuple, combos.to_numpy()), key=lambda c: (SCOPE_ORDER.get(c[0], 9), UNITS_ORDER.get(c[1], 9)))
-    has_ref = (run.per_subject["method"] == REFERENCE_METHOD).any()
+    has_ref = (run.per_subject["method"] == REFERENCE_LABEL).any()
     for scope, units in combos:
         add("metrics", f"boxplot_{_safe(str(scope))}_{_safe(str(units))}.png",
             metric_boxplots(run.per_subject, str(scope), str(units)),
@@ -220,7 +228,7 @@ def build_report(run_dir: str | Path, subjects: list[str] | None = None,
     run = load_run(run_dir)
     notes = list(run.notes)
     figures = render_figures(run, subjects, notes, centre)
-    out = Path(run_dir) / "report"
+    out = RunFolder(Path(run_dir)).report
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     for item in figures:

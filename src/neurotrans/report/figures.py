@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from neurotrans.report.rundata import REFERENCE_METHOD
+from neurotrans.io.run import REFERENCE_LABEL
 
 METRICS = ("mae", "mse", "psnr", "ssim", "pearson")
 METRIC_LABELS = {"mae": "MAE (lower is better)", "mse": "MSE (lower is better)", "psnr": "PSNR dB (higher is better)",
                  "ssim": "SSIM (higher is better)", "pearson": "Pearson r (higher is better)"}
-REFERENCE_LABEL = "other subjects\n(reference)"
+REFERENCE_CAPTION = "other subjects\n(reference)"  # how the reference is labelled on a plot
 # colour-blind safe (Okabe-Ito)
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 
@@ -29,7 +29,7 @@ def plain(text: object) -> str:
 def method_order(methods: list[str] | np.ndarray) -> list[str]:
     """Methods in order of appearance, the other-subjects reference last."""
     unique = list(dict.fromkeys(str(m) for m in methods))
-    return [m for m in unique if m != REFERENCE_METHOD] + [m for m in unique if m == REFERENCE_METHOD]
+    return [m for m in unique if m != REFERENCE_LABEL] + [m for m in unique if m == REFERENCE_LABEL]
 
 
 def metric_boxplots(per_subject: pd.DataFrame, scope: str = "volume", units: str = "normalised",
@@ -58,11 +58,11 @@ def metric_boxplots(per_subject: pd.DataFrame, scope: str = "volume", units: str
         if n_inf:
             ax.text(0.5, 0.98, f"{n_inf} infinite value(s) not drawn", transform=ax.transAxes, ha="center",
                     va="top", fontsize=7, color="#a31515")
-        labels = [REFERENCE_LABEL if m == REFERENCE_METHOD else plain(m) for m in methods]
+        labels = [REFERENCE_CAPTION if m == REFERENCE_LABEL else plain(m) for m in methods]
         box = ax.boxplot(data, tick_labels=labels, patch_artist=True, widths=0.6,
                          medianprops={"color": "black", "gid": "median"}, flierprops={"markersize": 3})
         for patch, m in zip(box["boxes"], methods, strict=True):
-            patch.set_facecolor("#BBBBBB" if m == REFERENCE_METHOD else COLOURS[methods.index(m) % len(COLOURS)])
+            patch.set_facecolor("#BBBBBB" if m == REFERENCE_LABEL else COLOURS[methods.index(m) % len(COLOURS)])
             patch.set_alpha(0.8)
         ax.set_title(METRIC_LABELS.get(metric, metric), fontsize=10)
         ax.tick_params(axis="x", labelsize=8, rotation=20 if len(methods) > 2 else 0)

@@ -196,14 +196,14 @@ def _group_rank(group: str) -> tuple[int, int, str]:
 
 
 def _run_details(run: RunData) -> str:
-    info = run.info or {}
+    info = run.info
     details: dict = {"run folder": str(run.run_dir)}
-    if info:
-        details |= {"method": info.get("method", ""), "inputs": ", ".join(map(str, info.get("inputs", []))),
-                    "target": info.get("target", ""), "manifest": info.get("manifest", "")}
+    if info is not None:
+        details |= {"method": info.method, "inputs": ", ".join(info.inputs), "target": info.target,
+                    "units": info.units, "manifest": info.manifest}
         for split in ("train", "val", "test"):
-            if f"{split}_subjects" in info:
-                details[f"n {split} subjects"] = len(info[f"{split}_subjects"])
+            if split in info.split:
+                details[f"n {split} subjects"] = len(info.split[split])
     methods = method_order(run.per_subject["method"].to_numpy())
     details["methods evaluated"] = ", ".join(methods)
     details["subjects evaluated"] = run.per_subject["subject"].nunique()
@@ -219,11 +219,11 @@ def render_page(run: RunData, figures: list[FigureItem], notes: list[str]) -> st
         figures: rendered figures, placed in their sections.
         notes: one line per section left out, and why.
     """
-    info = run.info or {}
+    info = run.info
     title = "neurotrans report"
-    if info.get("method"):
-        inputs = escape(", ".join(map(str, info.get("inputs", []))))
-        subtitle = f"{escape(str(info['method']))}: {inputs} &rarr; {escape(str(info.get('target', '')))}"
+    if info is not None:
+        inputs = escape(", ".join(info.inputs))
+        subtitle = f"{escape(run.model_method)}: {inputs} &rarr; {escape(info.target)}"
     else:
         subtitle = f"method {escape(run.model_method)} (run.json absent)"
     out = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}: "
@@ -234,7 +234,7 @@ def render_page(run: RunData, figures: list[FigureItem], notes: list[str]) -> st
     problems = run.tables.get("problems")
     if problems is not None and len(problems):
         out.append(f'<div class="banner problems"><h2>Problems found by the evaluation ({len(problems)})</h2>'
-                   "<p>Rows of evaluation/problems.tsv (missing or mismatched predictions, left out of the numbers "
+                   "<p>Rows of evaluation/problems.tsv (missing, in-sample or mismatched predictions, left out of the numbers "
                    "below): check them before trusting the results.</p>"
                    f"{table_html(problems)}</div>")
 

@@ -1,14 +1,10 @@
 """Read a run folder (run.json, evaluation tables, training log) for the report.
 
-The layout is the contract between trainer, evaluator and report::
-
-    RUN/run.json                       method, manifest, inputs, target, splits, simulated
-    RUN/predictions/<subject>_<session>_<TARGET>.nii.gz
-    RUN/evaluation/per_subject.tsv     required
-    RUN/evaluation/{summary,tests}.tsv, conventions.json, and optional analyses
-    RUN/log.jsonl, RUN/summary.json    optional
-
-Everything optional that is absent leaves a one-line note instead of failing.
+Paths come from :class:`~neurotrans.io.run.RunFolder` and the evaluation's table names and
+columns from :mod:`neurotrans.metrics.tables` (the contract the evaluation writes to):
+``evaluation/per_subject.tsv`` is required; run.json, the other tables, conventions.json,
+log.jsonl and summary.json are optional. Everything optional that is absent leaves a
+one-line note instead of failing.
 """
 
 from __future__ import annotations
@@ -21,27 +17,12 @@ import pandas as pd
 
 from neurotrans.errors import InputError
 from neurotrans.io.manifest import Manifest, read_manifest
+from neurotrans.io.run import REFERENCE_LABEL, RunFolder, RunInfo
+from neurotrans.metrics.tables import CONVENTIONS_FILE, REQUIRED_COLUMNS, TABLES, table_file
 
 EVALUATE_FIX = "run `neurotrans evaluate --pred RUN/predictions --manifest MANIFEST --target TARGET` first"
 
-# columns each table must have; a table lacking them is an error, never guessed around
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "per_subject": ("subject", "session", "method", "scope", "units", "mae", "mse", "psnr", "ssim", "pearson"),
-    "summary": ("method", "scope", "units", "metric", "mean", "std", "min", "max", "n"),
-    "tests": ("method_a", "method_b", "scope", "units", "metric", "mean_diff", "t", "p_t", "n"),
-    "problems": (),
-    "regional": ("subject", "region", "real", "synthetic"),
-    "regional_summary": ("region",),
-    "diagnosis": ("data",),
-    "bland_altman": ("quantity", "bias", "loa_low", "loa_high"),
-    "lesions": (),
-    "myelin_discrepancy": ("roi",),
-    "indices": (),
-    "edss_regression": ("term", "coef"),
-}
-OPTIONAL_TABLES = ("summary", "tests", "problems", "regional", "regional_summary", "diagnosis",
-                   "bland_altman", "lesions", "myelin_discrepancy", "indices", "edss_regression")
-REFERENCE_METHOD = "other_subjects"
+OPTIONAL_TABLES = tuple(t for t in TABLES if t != "per_subject")
 
 
 @dataclass
@@ -50,7 +31,7 @@ class RunData:
 
     Args:
         run_dir: the run folder.
-        info: run.json as a dict (``None`` when absent).
+        info: the run's :class:`RunInfo` from run.json (``None`` when absent).
         manifest: the cohort manifest named in run.json (``None`` when unknown).
         per_subject: per-subject metrics, one row per subject/method/scope/units.
         tables: optional evaluation tables by name (``summary``, ``tests``, ``regional``, ...).
@@ -62,7 +43,7 @@ class RunData:
     """
 
     run_dir: Path
-    info: dict | None
+    info: RunInfo | None
     manifest: Manifest | None
     per_subject: pd.DataFrame
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -73,16 +54,25 @@ class RunData:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.run_dir)
+
+    @property
     def model_method(self) -> str:
-        """The run's own method: run.json's, else the first that is not the reference."""
-        methods = [m for m in self.per_subject["method"].astype(str).unique() if m != REFERENCE_METHOD]
-        if self.info and self.info.get("method") in methods:
-            return str(self.info["method"])
-        return methods[0] if methods else REFERENCE_METHOD
+        """The model's row label: the one conventions.json names, else run.json's method, else
+        the first method that is not the reference."""
+        methods = [m for m in self.per_subject["method"].astype(str).unique() if m != REFERENCE_LABEL]
+        for name in ((self.conventions or {}).get("method"), self.info.method if self.info else None):
+            if name is not None and str(name) in methods:
+                return str(name)
+        return methods[0] if methods else REFERENCE_LABEL
 
     @property
     def target(self) -> str | None:
-        return str(self.info["target"]) if self.info and self.info.get("target") else None
+        if self.info is not None and self.info.target:
+            return self.info.target
+        target = (self.conventions or {}).get("target")
+        return str(target) if target else None
 
 
 def _read_json(path: Path) -> dict:
@@ -133,8 +123,8 @@ def read_log(path: Path) -> pd.DataFrame:
     return table
 
 
-def _is_simulated(info: dict | None, manifest_dir: Path | None) -> bool:
-    if info and info.get("simulated") is True:
+def _is_simulated(info: RunInfo | None, manifest_dir: Path | None) -> bool:
+    if info is not None and info.simulated is True:
         return True
     if manifest_dir is not None:
         desc = manifest_dir / "dataset_description.json"
@@ -158,10 +148,11 @@ def load_run(run_dir: str | Path) -> RunData:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError(run_dir, "run folder not found", "pass the folder given to `neurotrans train --out`")
-    evaluation = run_dir / "evaluation"
+    folder = RunFolder(run_dir)
+    evaluation = folder.evaluation
     if not evaluation.is_dir():
         raise InputError(evaluation, "evaluation folder not found", EVALUATE_FIX)
-    per_subject_path = evaluation / "per_subject.tsv"
+    per_subject_path = evaluation / table_file("per_subject")
     if not per_subject_path.is_file():
         raise InputError(per_subject_path, "per-subject metrics not found", EVALUATE_FIX)
     per_subject = read_table(per_subject_path, "per_subject")
@@ -169,13 +160,11 @@ def load_run(run_dir: str | Path) -> RunData:
         raise InputError(per_subject_path, "holds no rows", f"check that predictions exist; {EVALUATE_FIX}")
     notes: list[str] = []
 
-    info = None
     manifest = None
-    run_json = run_dir / "run.json"
-    if run_json.is_file():
-        info = _read_json(run_json)
-        if info.get("manifest"):
-            mpath = Path(str(info["manifest"]))
+    info = folder.read_info()
+    if info is not None:
+        if info.manifest:
+            mpath = Path(info.manifest)
             mpath = mpath if mpath.is_absolute() else run_dir / mpath
             if mpath.exists():
                 manifest = read_manifest(mpath)
@@ -188,26 +177,26 @@ def load_run(run_dir: str | Path) -> RunData:
 
     tables: dict[str, pd.DataFrame] = {}
     for name in OPTIONAL_TABLES:
-        path = evaluation / f"{name}.tsv"
+        path = evaluation / table_file(name)
         if path.is_file():
             tables[name] = read_table(path, name)
         elif name in ("summary", "tests"):
             notes.append(f"{'Summary table' if name == 'summary' else 'Statistical tests'} left out: "
-                         f"evaluation/{name}.tsv is absent.")
+                         f"evaluation/{table_file(name)} is absent.")
 
     conventions = None
-    if (evaluation / "conventions.json").is_file():
-        conventions = _read_json(evaluation / "conventions.json")
+    if (evaluation / CONVENTIONS_FILE).is_file():
+        conventions = _read_json(evaluation / CONVENTIONS_FILE)
     else:
-        notes.append("Metric conventions left out: evaluation/conventions.json is absent.")
+        notes.append(f"Metric conventions left out: evaluation/{CONVENTIONS_FILE} is absent.")
 
     log = None
-    if (run_dir / "log.jsonl").is_file():
-        log = read_log(run_dir / "log.jsonl")
+    if folder.log_jsonl.is_file():
+        log = read_log(folder.log_jsonl)
     else:
-        notes.append("Training curves left out: log.jsonl is absent.")
+        notes.append(f"Training curves left out: {folder.log_jsonl.name} is absent.")
 
-    demo_summary = _read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else None
+    demo_summary = _read_json(folder.summary_json) if folder.summary_json.is_file() else None
     manifest_dir = manifest.source.parent if manifest is not None and manifest.source is not None else None
     return RunData(run_dir=run_dir, info=info, manifest=manifest, per_subject=per_subject, tables=tables,
                    conventions=conventions, log=log, demo_summary=demo_summary,
