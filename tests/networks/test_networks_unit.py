@@ -217,7 +217,7 @@ def test_spectral_norm_bounds_the_largest_singular_value(make):
 def test_init_weights_reaches_spectrally_normalised_layers():
     net = MultiScaleDiscriminator(2, 1, base=4, spectral_norm=True)
     init_weights(net, scheme="normal", gain=0.5)
-    raw = net.scales[0][0].parametrizations.weight.original
+    raw = net.scales[0][0].parametrizations.weight.original.detach()
     assert float(raw.std()) == pytest.approx(0.5, rel=0.3)
 
 
