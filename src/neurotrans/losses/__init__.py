@@ -1,4 +1,4 @@
-"""Losses: voxel-wise, region-weighted, adversarial, and gradient reversal.
+"""Losses: voxel-wise, region-weighted, adversarial, gradient reversal, UNIT and CycleGAN objectives.
 
 Plain functions first (``l1_loss``, ``nwl1_loss``, ``adversarial_loss``, ...); ``LOSSES``
 maps names to their module forms, built by ``build_loss(name, **kwargs)``.
@@ -8,8 +8,22 @@ from __future__ import annotations
 
 from torch import nn
 
-from neurotrans.losses.adversarial import GAN_MODES, AdversarialLoss, adversarial_loss, gan_targets
+from neurotrans.losses.adversarial import (
+    GAN_MODES,
+    AdversarialLoss,
+    adversarial_loss,
+    frozen,
+    gan_targets,
+    multiscale_adversarial_loss,
+)
+from neurotrans.losses.cyclegan import (
+    CYCLEGAN_OPTIMISER,
+    CycleGANLossWeights,
+    cyclegan_discriminator_losses,
+    cyclegan_generator_losses,
+)
 from neurotrans.losses.gradient_reversal import GradientReversal, grad_reverse
+from neurotrans.losses.image_pool import ImagePool
 from neurotrans.losses.pixel import (
     CharbonnierLoss,
     L1Loss,
@@ -25,6 +39,13 @@ from neurotrans.losses.regional import (
     lesion_regions,
     nwl1_loss,
     weighted_l1_loss,
+)
+from neurotrans.losses.unit import (
+    UNIT_OPTIMISER,
+    UNITLossWeights,
+    latent_kl_loss,
+    unit_discriminator_losses,
+    unit_generator_losses,
 )
 from neurotrans.names import check_name
 
@@ -49,4 +70,7 @@ __all__ = [
     "MSELoss", "NWL1Loss", "WeightedL1Loss", "adversarial_loss", "build_loss", "charbonnier_loss",
     "gan_targets", "grad_reverse", "l1_loss", "lesion_regions", "mse_loss", "nwl1_loss",
     "reduce_weighted", "weighted_l1_loss",
+    "CYCLEGAN_OPTIMISER", "CycleGANLossWeights", "ImagePool", "UNITLossWeights", "UNIT_OPTIMISER",
+    "cyclegan_discriminator_losses", "cyclegan_generator_losses", "frozen", "latent_kl_loss",
+    "multiscale_adversarial_loss", "unit_discriminator_losses", "unit_generator_losses",
 ]  # fmt: skip

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as nnf
 from torch import nn
@@ -110,3 +113,42 @@ class AdversarialLoss(nn.Module):
         real, fake = (self.real_range, self.fake_range) if smooth else ((1.0, 1.0), (0.0, 0.0))
         return adversarial_loss(logits, target_is_real, mode=self.mode, real_range=real, fake_range=fake,
                                 generator=self.generator)  # fmt: skip
+
+
+def multiscale_adversarial_loss(
+    outputs: torch.Tensor | Sequence[torch.Tensor], target_is_real: bool, *, mode: str = "bce"
+) -> torch.Tensor:
+    """Sum over scales of :func:`adversarial_loss` (each averaged over its positions).
+
+    Summed, not averaged, as in UNIT and in the GAN-MRI code (one loss term per scale).
+
+    Args:
+        outputs: one logit tensor, or a list of them (a multi-scale discriminator's).
+        target_is_real: score against "real" targets (the generators' loss uses True).
+        mode: ``"bce"`` or ``"lsgan"``.
+
+    References: Liu et al. 2017 (UNIT); Wang et al. 2018 (pix2pixHD).
+    """
+    if isinstance(outputs, torch.Tensor):
+        return adversarial_loss(outputs, target_is_real, mode=mode)
+    if not outputs:
+        raise ValueError("multiscale_adversarial_loss needs at least one discriminator output")
+    return torch.stack([adversarial_loss(o, target_is_real, mode=mode) for o in outputs]).sum()
+
+
+@contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Turn off ``requires_grad`` of the modules' parameters inside the block, then restore it.
+
+    The generators' adversarial term backpropagates through the discriminators to the
+    images without leaving gradients on the discriminators' weights.
+    """
+    params = [p for m in modules for p in m.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)

@@ -15,8 +15,11 @@ from neurotrans.names import check_name
 from neurotrans.networks.nets import (
     ESIT,
     FCN,
+    UNIT,
     CNN2Layer,
+    MultiScaleDiscriminator,
     PatchDiscriminator,
+    ResnetGenerator,
     UNet,
     VoxelMLP,
     unet_esit,
@@ -34,6 +37,9 @@ NETWORKS: dict[str, Callable[..., nn.Module]] = {
     "fcn3d": FCN,
     "cnn2layer": CNN2Layer,
     "voxel_mlp": VoxelMLP,
+    "unit": UNIT,
+    "multiscale_discriminator": MultiScaleDiscriminator,
+    "resnet_generator": ResnetGenerator,
 }
 
 
@@ -59,4 +65,7 @@ __all__ = [
     "unet_esit",
     "unet_pix2pix",
     "unet_sketcher",
+    "UNIT",
+    "MultiScaleDiscriminator",
+    "ResnetGenerator",
 ]

@@ -13,10 +13,11 @@ from neurotrans.networks.blocks.flow import (
     unsqueeze,
 )
 from neurotrans.networks.blocks.residual import ResDown, ResUp
+from neurotrans.networks.blocks.resnet import ResnetBlock, padded_conv
 from neurotrans.networks.blocks.sampling import DOWNSAMPLE, DecoderBlock, Downsample, EncoderBlock
 
 __all__ = [
     "DOWNSAMPLE", "ConvBlock", "DecoderBlock", "Downsample", "EncoderBlock", "ResDown", "ResUp",
     "ResidualBlock", "SelfAttention", "ActNorm", "AffineCoupling", "FlowStep", "InvertibleConv",
-    "squeeze", "unsqueeze",
+    "squeeze", "unsqueeze", "ResnetBlock", "padded_conv",
 ]  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 INIT_SCHEMES = ("normal", "xavier", "kaiming")
 
@@ -31,18 +32,23 @@ def init_weights(
         gain: standard deviation (normal) or gain (xavier).
         generator: a seeded ``torch.Generator`` for reproducible weights.
 
+    A spectrally normalised layer has its raw weight (``parametrizations.weight.original``)
+    initialised: ``m.weight`` is then a computed tensor and writing to it would be lost.
+
     References: Isola et al. 2017 (pix2pix), ``init_weights`` of the reference code.
     """
     if scheme not in INIT_SCHEMES:
         raise ValueError(f"scheme must be one of {INIT_SCHEMES}, got {scheme!r}")
     for m in net.modules():
         if isinstance(m, _CONVS):
+            w = (m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight")
+                 else m.weight)  # fmt: skip
             if scheme == "normal":
-                m.weight.normal_(0.0, gain, generator=generator)
+                w.normal_(0.0, gain, generator=generator)
             elif scheme == "xavier":
-                nn.init.xavier_normal_(m.weight, gain=gain, generator=generator)
+                nn.init.xavier_normal_(w, gain=gain, generator=generator)
             else:
-                nn.init.kaiming_normal_(m.weight, a=0.0, mode="fan_in", generator=generator)
+                nn.init.kaiming_normal_(w, a=0.0, mode="fan_in", generator=generator)
             if m.bias is not None:
                 m.bias.zero_()
         elif isinstance(m, _NORMS) and m.weight is not None:
@@ -54,9 +60,13 @@ def init_weights(
 def apply_spectral_norm(net: nn.Module) -> nn.Module:
     """Wrap every conv/linear weight of ``net`` in spectral normalisation; returns ``net``.
 
+    Layers already parametrised are left alone (calling it twice, or on a network holding
+    a module shared with one already normalised, wraps each weight once). Transposed
+    convolutions are normalised along their output-channel dim (1), torch's default.
+
     References: Miyato et al. 2018 (spectral normalisation); the UNIT T1<->T2 report.
     """
     for m in list(net.modules()):
-        if isinstance(m, _CONVS):
+        if isinstance(m, _CONVS) and not parametrize.is_parametrized(m, "weight"):
             nn.utils.parametrizations.spectral_norm(m)
     return net
