@@ -123,5 +123,5 @@ def test_method_configs_round_trip_and_pix2pix_uses_the_papers_init():
     assert cfg.model.init == "normal"
     torch.manual_seed(0)
     method = build_method(cfg.model, ModelIO(in_channels=1))
-    weights = torch.cat([m.weight.flatten() for m in method.modules() if isinstance(m, torch.nn.Conv2d)])
+    weights = torch.cat([m.weight.detach().flatten() for m in method.modules() if isinstance(m, torch.nn.Conv2d)])
     assert abs(float(weights.std()) - 0.02) < 0.002 and abs(float(weights.mean())) < 0.002
