@@ -25,11 +25,11 @@ import torch.nn.functional as F
 
 def build(args):
     from neurotrans.config import load_config
-    from neurotrans.methods import build_method
+    from neurotrans.methods import ModelIO, build_method
 
     cfg = load_config("pix2pix_axial_fdg")
     torch.manual_seed(0)
-    return cfg, build_method(cfg.model, cfg.data.inputs, 1)
+    return cfg, build_method(cfg.model, ModelIO(in_channels=1, inputs=tuple(cfg.data.inputs)))
 
 
 def plain_step(G, D, opt_g, opt_d, x, y, lam=100.0):
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     sync(device)
     t = time.perf_counter()
-    out = predict_slices(method, vol, ["axial"], multiple=method.size_multiple, batch_size=16, device=device)
+    out = predict_slices(method.predict, vol, ["axial"], multiple=method.size_multiple, batch_size=16, device=device)
     sync(device)
     dt = time.perf_counter() - t
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
            f"process peak RSS {rss1 / 1024:.0f} MiB (grew {max(rss1 - rss0, 0) / 1024:.0f} MiB during prediction)")
     print(f"predict one 121x145x121 volume (axial, batch 16): {dt:.2f} s, {mem}, output {out.shape}")
     t = time.perf_counter()
-    predict_slices(method, vol, ["sagittal", "coronal", "axial"], multiple=method.size_multiple, batch_size=16,
+    predict_slices(method.predict, vol, ["sagittal", "coronal", "axial"], multiple=method.size_multiple, batch_size=16,
                    device=device)
     sync(device)
     print(f"predict one 121x145x121 volume (three planes averaged): {time.perf_counter() - t:.2f} s")
