@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from neurotrans.losses.adversarial import GAN_MODES, AdversarialLoss, adversarial_loss, gan_targets
+from neurotrans.losses.adversarial import (
+    GAN_MODES,
+    AdversarialLoss,
+    adversarial_loss,
+    gan_targets,
+    patch_cross_entropy,
+)
 from neurotrans.losses.gradient_reversal import GradientReversal, grad_reverse
 from neurotrans.losses.pixel import (
     CharbonnierLoss,
@@ -47,6 +53,6 @@ def build_loss(name: str, **kwargs) -> nn.Module:
 __all__ = [
     "GAN_MODES", "LOSSES", "AdversarialLoss", "CharbonnierLoss", "GradientReversal", "L1Loss",
     "MSELoss", "NWL1Loss", "WeightedL1Loss", "adversarial_loss", "build_loss", "charbonnier_loss",
-    "gan_targets", "grad_reverse", "l1_loss", "lesion_regions", "mse_loss", "nwl1_loss",
+    "gan_targets", "grad_reverse", "l1_loss", "lesion_regions", "mse_loss", "nwl1_loss", "patch_cross_entropy",
     "reduce_weighted", "weighted_l1_loss",
 ]  # fmt: skip

@@ -1,13 +1,22 @@
-"""Complete networks: U-Net, PatchGAN, ESIT and the thesis's small baselines."""
+"""Complete networks: U-Net, PatchGAN, ESIT, the thesis's small baselines, patch classifiers, CF-SAGAN."""
 
 from __future__ import annotations
 
+from neurotrans.networks.nets.cfsagan import CFSAGANGenerator, cfsagan_discriminator
 from neurotrans.networks.nets.esit import ESIT
+from neurotrans.networks.nets.noise import NoiseInput, unet_sketcher_z
+from neurotrans.networks.nets.patch_classifier import (
+    NonOverlappingPatchDiscriminator,
+    patch_classifier,
+    split_patches,
+)
 from neurotrans.networks.nets.patchgan import PatchDiscriminator, patchgan_receptive_field
 from neurotrans.networks.nets.simple import FCN, CNN2Layer, VoxelMLP
 from neurotrans.networks.nets.unet import UNet, unet_esit, unet_pix2pix, unet_sketcher
 
 __all__ = [
-    "ESIT", "FCN", "CNN2Layer", "PatchDiscriminator", "UNet", "VoxelMLP",
-    "patchgan_receptive_field", "unet_esit", "unet_pix2pix", "unet_sketcher",
+    "ESIT", "FCN", "CFSAGANGenerator", "CNN2Layer", "NoiseInput", "NonOverlappingPatchDiscriminator",
+    "PatchDiscriminator", "UNet", "VoxelMLP", "cfsagan_discriminator", "patch_classifier",
+    "patchgan_receptive_field", "split_patches", "unet_esit", "unet_pix2pix", "unet_sketcher",
+    "unet_sketcher_z",
 ]  # fmt: skip
