@@ -109,12 +109,15 @@ def test_self_attention_is_identity_at_init_and_matches_hand_computation():
     with torch.no_grad():
         att.gamma.fill_(0.7)
     flat = x.flatten(2)  # (B, C, L)
-    f = torch.einsum("kc,bcl->bkl", att.key.weight.flatten(1), flat) + att.key.bias[:, None]
-    g = torch.einsum("kc,bcl->bkl", att.query.weight.flatten(1), flat) + att.query.bias[:, None]
-    h = torch.einsum("kc,bcl->bkl", att.value.weight.flatten(1), flat) + att.value.bias[:, None]
-    beta = torch.softmax(torch.einsum("bkj,bki->bji", g, f), dim=-1)  # (B, L_j, L_i)
-    o = torch.einsum("bji,bci->bcj", beta, h).view_as(x)
-    torch.testing.assert_close(att(x), 0.7 * o + x, rtol=1e-5, atol=1e-5)
+
+    def proj(layer, t):
+        return torch.einsum("kc,bcl->bkl", layer.weight.flatten(1), t) + layer.bias[:, None]
+
+    f, g, h = proj(att.key, flat), proj(att.query, flat), proj(att.value, flat)
+    assert f.shape[1] == g.shape[1] == h.shape[1] == 2  # key, query and value at C/8 (thesis)
+    beta = torch.softmax(torch.einsum("bkj,bki->bji", g, f), dim=-1)  # (B, L_j, L_i), eq. 4.1
+    o = proj(att.out, torch.einsum("bji,bci->bcj", beta, h)).view_as(x)  # eq. 4.2, back to C
+    torch.testing.assert_close(att(x), 0.7 * o + x, rtol=1e-5, atol=1e-5)  # eq. 4.3
     torch.testing.assert_close(att.last_attention.sum(-1), torch.ones(2, 30))
 
 
@@ -144,6 +147,60 @@ def test_flexible_self_attention_pools_and_every_parameter_learns():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in att.parameters())
     with pytest.raises(ValueError):
         SelfAttention(2, 8, pool=0)
+    with pytest.raises(ValueError, match="smaller than pool"):
+        SelfAttention(2, 8, pool=4)(torch.randn(1, 8, 3, 8))
+    with pytest.raises(ValueError, match="expects"):
+        SelfAttention(2, 8)(torch.randn(1, 4, 8, 8))
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("pool", [1, 2, 3])
+def test_flexible_self_attention_is_the_identity_at_initialisation(spatial_dims, pool):
+    att = SelfAttention(spatial_dims, 16, pool=pool).train()
+    x = torch.randn(2, 16, *([6] * spatial_dims))
+    assert att.gamma.item() == 0.0
+    torch.testing.assert_close(att(x), x, rtol=0, atol=0)
+
+
+def _profiled_peak_bytes(module: nn.Module, x: torch.Tensor) -> int:
+    """Peak CPU memory allocated during ``module(x)``, replayed from torch.profiler's events.
+
+    Allocations count from the start of the op that made them, frees from the end of the op
+    (or the ``[memory]`` instant) that released them: an upper bound of the true peak.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        module(x)
+    steps = sorted(
+        (e.time_range.start if e.self_cpu_memory_usage > 0 else e.time_range.end, e.self_cpu_memory_usage)
+        for e in prof.events()
+        if e.self_cpu_memory_usage
+    )
+    peak = current = 0
+    for _, delta in steps:
+        current += delta
+        peak = max(peak, current)
+    return peak
+
+
+@pytest.mark.parametrize(("spatial_dims", "size"), [(3, 16), (2, 64)])
+def test_flexible_self_attention_memory_falls_with_the_pool_size(spatial_dims, size):
+    """Pooling by p divides the positions by p**d and the L x L map by p**(2d); the layer's
+    measured peak (torch.profiler, CPU) falls by at least the thesis's p**d ("the cubic of
+    p" in 3D) and at most p**(2d)."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 16, *([size] * spatial_dims))
+    maps, peaks = {}, {}
+    for p in (1, 2, 4):
+        att = SelfAttention(spatial_dims, 16, pool=p).eval()
+        peaks[p] = _profiled_peak_bytes(att, x)
+        maps[p] = att.last_attention.numel()
+    for p in (2, 4):
+        assert maps[1] == maps[p] * p ** (2 * spatial_dims)
+        assert p**spatial_dims <= peaks[1] / peaks[p] <= 1.1 * p ** (2 * spatial_dims)
+    # with p = 1 the two L x L float32 buffers (scores, softmax) make the peak
+    assert peaks[1] >= 2 * 4 * maps[1]
 
 
 def test_spectral_norm_bounds_the_largest_singular_value():

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from neurotrans.networks import NETWORKS, build_network
+from neurotrans.networks.blocks import SelfAttention
 
 # (registry name, kwargs, input shape, expected output shape): tiny widths, 32^2 and 16^3
 CASES = [
@@ -21,6 +23,16 @@ CASES = [
     ("unet_esit", dict(spatial_dims=3, in_channels=1, out_channels=1, base=2, depth=2), (2, 1, 16, 16, 16), (2, 1, 16, 16, 16)),
     ("unet_sketcher", dict(spatial_dims=2, in_channels=2, out_channels=1, base=4, depth=2), (2, 2, 32, 32), (2, 1, 32, 32)),
     ("unet_sketcher", dict(spatial_dims=3, in_channels=3, out_channels=1, base=2, depth=2), (2, 3, 16, 16, 16), (2, 1, 16, 16, 16)),
+    ("unet_sketcher_z", dict(spatial_dims=2, in_channels=2, out_channels=1, base=4, depth=2), (2, 2, 32, 32), (2, 1, 32, 32)),
+    ("unet_sketcher_z", dict(spatial_dims=3, in_channels=3, out_channels=1, base=2, depth=2, noise_channels=2), (2, 3, 16, 16, 16), (2, 1, 16, 16, 16)),
+    ("cfsagan_generator", dict(spatial_dims=2, in_channels=2, features=(4, 8, 8), attention_level=1), (2, 2, 32, 32), (2, 1, 32, 32)),
+    ("cfsagan_generator", dict(spatial_dims=3, in_channels=3, out_channels=2, features=(2, 4, 4), attention_level=0, attention_pool=4), (2, 3, 16, 16, 16), (2, 2, 16, 16, 16)),
+    ("patch_classifier", dict(spatial_dims=2, in_channels=3, patch_size=16, features=(4, 8)), (2, 3, 32, 32), (2, 2, 2, 2)),
+    ("patch_classifier", dict(spatial_dims=3, in_channels=2, patch_size=8, features=(2, 4)), (2, 2, 16, 16, 16), (2, 2, 2, 2, 2)),
+    ("patch_discriminator", dict(spatial_dims=2, in_channels=2, patch_size=8, features=(4,), block="residual"), (2, 2, 32, 16), (2, 2, 4, 2)),
+    ("patch_discriminator", dict(spatial_dims=3, in_channels=2, patch_size=(8, 8, 4), features=(2, 4), attention_level=1, attention_pool=2), (2, 2, 16, 16, 16), (2, 2, 2, 2, 4)),
+    ("cfsagan_discriminator", dict(spatial_dims=2, in_channels=2, patch_size=16, features=(4, 8)), (2, 2, 32, 32), (2, 2, 2, 2)),
+    ("cfsagan_discriminator", dict(spatial_dims=3, in_channels=4, patch_size=8, features=(2, 4)), (2, 4, 16, 16, 16), (2, 2, 2, 2, 2)),
     ("patchgan", dict(spatial_dims=2, in_channels=2, base=4), (2, 2, 32, 32), (2, 1, 2, 2)),
     ("patchgan", dict(spatial_dims=3, in_channels=2, base=2, n_layers=2, norm="instance"), (2, 2, 16, 16, 16), (2, 1, 2, 2, 2)),
     ("esit", dict(spatial_dims=2, n_regions=4, features=(8, 8), tissue_features=(8,)), (2, 6, 32, 32), (2, 1, 32, 32)),
@@ -50,6 +62,9 @@ def test_every_registered_network_is_covered():
 def test_output_shape_and_every_parameter_gets_a_gradient(name, kwargs, shape, expected):
     torch.manual_seed(0)
     net = build_network(name, **kwargs).train()
+    for m in net.modules():
+        if isinstance(m, SelfAttention):
+            nn.init.constant_(m.gamma, 0.5)  # gamma = 0 at init leaves its projections without gradient
     x = torch.randn(shape)
     y = net(x)
     assert tuple(y.shape) == expected
@@ -94,6 +109,13 @@ BAD = [
     ("unet", dict(spatial_dims=2, in_channels=1, out_channels=1, features=(4, 8), norm_after_activation=True)),
     ("unet_pix2pix", dict(spatial_dims=2, in_channels=1, out_channels=1, depth=0)),
     ("unet_esit", dict(spatial_dims=2, in_channels=1, out_channels=1, base=0)),
+    ("unet_sketcher_z", dict(spatial_dims=2, in_channels=1, out_channels=1, noise_channels=0)),
+    ("unet_sketcher_z", dict(spatial_dims=2, in_channels=1, out_channels=1, noise_std=-1.0)),
+    ("cfsagan_generator", dict(spatial_dims=2, in_channels=1, features=(4,))),
+    ("cfsagan_generator", dict(spatial_dims=3, in_channels=1, attention_level=7)),
+    ("patch_classifier", dict(spatial_dims=3, in_channels=1, patch_size=20)),
+    ("patch_discriminator", dict(spatial_dims=3, in_channels=1, block="dense")),
+    ("cfsagan_discriminator", dict(spatial_dims=3, in_channels=1, attention_level=5)),
     ("patchgan", dict(spatial_dims=2, in_channels=1, n_layers=0)),
     ("patchgan", dict(spatial_dims=2, in_channels=1, norm="layer")),
     ("patchgan", dict(spatial_dims=5, in_channels=1)),

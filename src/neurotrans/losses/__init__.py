@@ -15,6 +15,7 @@ from neurotrans.losses.adversarial import (
     frozen,
     gan_targets,
     multiscale_adversarial_loss,
+    patch_cross_entropy,
 )
 from neurotrans.losses.cyclegan import (
     CYCLEGAN_OPTIMISER,
@@ -68,7 +69,7 @@ def build_loss(name: str, **kwargs) -> nn.Module:
 __all__ = [
     "GAN_MODES", "LOSSES", "AdversarialLoss", "CharbonnierLoss", "GradientReversal", "L1Loss",
     "MSELoss", "NWL1Loss", "WeightedL1Loss", "adversarial_loss", "build_loss", "charbonnier_loss",
-    "gan_targets", "grad_reverse", "l1_loss", "lesion_regions", "mse_loss", "nwl1_loss",
+    "gan_targets", "grad_reverse", "l1_loss", "lesion_regions", "mse_loss", "nwl1_loss", "patch_cross_entropy",
     "reduce_weighted", "weighted_l1_loss",
     "CYCLEGAN_OPTIMISER", "CycleGANLossWeights", "ImagePool", "UNITLossWeights", "UNIT_OPTIMISER",
     "cyclegan_discriminator_losses", "cyclegan_generator_losses", "frozen", "latent_kl_loss",

@@ -1,4 +1,4 @@
-"""GAN losses (BCE-with-logits and least squares) with reproducible label smoothing."""
+"""GAN losses (BCE-with-logits, least squares, 2-class softmax) with reproducible label smoothing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
-GAN_MODES = ("bce", "lsgan")
+GAN_MODES = ("bce", "lsgan", "softmax")
+REDUCTIONS = ("mean", "sum")
 
 
 def _check_range(r: tuple[float, float], what: str) -> tuple[float, float]:
@@ -34,6 +35,13 @@ def gan_targets(
     return (lo + (hi - lo) * u).to(device=like.device, dtype=like.dtype)
 
 
+def _check_mode(mode: str, reduction: str) -> None:
+    if mode not in GAN_MODES:
+        raise ValueError(f"mode must be one of {GAN_MODES}, got {mode!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
 def adversarial_loss(
     logits: torch.Tensor,
     target_is_real: bool,
@@ -42,33 +50,76 @@ def adversarial_loss(
     real_range: tuple[float, float] = (1.0, 1.0),
     fake_range: tuple[float, float] = (0.0, 0.0),
     generator: torch.Generator | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
-    """GAN loss of discriminator outputs against real or fake targets, averaged over patches.
+    """GAN loss of discriminator outputs against real or fake targets, over every patch.
 
-    ``"bce"``: binary cross-entropy with logits (pix2pix); ``"lsgan"``: mean squared error of
-    the raw outputs (least-squares GAN). Label smoothing: targets drawn uniformly in
-    ``real_range`` / ``fake_range`` (CF-SAGAN: (0.9, 1.0) and (0.0, 0.1)).
+    ``"bce"``: binary cross-entropy with logits (pix2pix); ``"lsgan"``: squared error of the
+    raw outputs (least-squares GAN); ``"softmax"``: cross-entropy of a 2-class softmax per
+    patch (the thesis's patch discriminator; channel 1 = real) against the soft label
+    (t for real, 1 - t for fake). Label smoothing: the real-class probability t of every
+    patch is drawn uniformly in ``real_range`` / ``fake_range`` (CF-SAGAN: (0.9, 1.0) and
+    (0.0, 0.1)). ``reduction="mean"`` averages over patches and batch; ``"sum"`` sums over
+    the patches of each image and averages over the batch (thesis ch. 3: "the sum of the
+    cross-entropy losses from all the local patches").
 
     Args:
-        logits: (B, 1, H', W'[, D']) discriminator outputs (no sigmoid).
+        logits: (B, 1, ...) for ``"bce"``/``"lsgan"``, (B, 2, ...) for ``"softmax"`` (no
+            sigmoid / softmax applied).
         target_is_real: score against "real" targets (the generator's loss uses True).
-        mode: ``"bce"`` or ``"lsgan"``.
-        real_range, fake_range: target ranges in [0, 1].
-        generator: torch.Generator for reproducible smoothed targets.
+        mode: ``"bce"``, ``"lsgan"`` or ``"softmax"``.
+        real_range, fake_range: ranges of the real-class target, in [0, 1].
+        generator: torch.Generator for reproducible smoothed targets (one draw per patch).
+        reduction: ``"mean"`` or ``"sum"``.
 
     References: Goodfellow et al. 2014; Mao et al. 2017 (LSGAN); Salimans et al. 2016 (label
-    smoothing); Wei et al. 2020 (CF-SAGAN, thesis ch. 4).
+    smoothing); Wei et al. 2019 (thesis ch. 3, patch discriminator); Wei et al. 2020
+    (CF-SAGAN, thesis ch. 4, Sec. 4.3.1).
     """
-    if mode not in GAN_MODES:
-        raise ValueError(f"mode must be one of {GAN_MODES}, got {mode!r}")
+    _check_mode(mode, reduction)
     rng = _check_range(
         real_range if target_is_real else fake_range,
         "real_range" if target_is_real else "fake_range",
     )
-    targets = gan_targets(logits, rng, generator)
-    if mode == "bce":
-        return nnf.binary_cross_entropy_with_logits(logits, targets)
-    return nnf.mse_loss(logits, targets)
+    if mode == "softmax":
+        if logits.dim() < 2 or logits.shape[1] != 2:
+            raise ValueError(f"softmax mode needs (B, 2, ...) logits, got {tuple(logits.shape)}")
+        t = gan_targets(logits[:, :1], rng, generator)
+        logp = nnf.log_softmax(logits, dim=1)
+        per_patch = -(t * logp[:, 1:] + (1 - t) * logp[:, :1])
+    else:
+        targets = gan_targets(logits, rng, generator)
+        if mode == "bce":
+            per_patch = nnf.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        else:
+            per_patch = (logits - targets).square()
+    if reduction == "mean":
+        return per_patch.mean()
+    return per_patch.sum() / logits.shape[0]
+
+
+def patch_cross_entropy(
+    logits: torch.Tensor,
+    target_is_real: bool,
+    *,
+    real_range: tuple[float, float] = (1.0, 1.0),
+    fake_range: tuple[float, float] = (0.0, 0.0),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Cross-entropy of a patch discriminator's 2-class logits summed over patches (batch mean).
+
+    ``adversarial_loss(logits, target_is_real, mode="softmax", reduction="sum", ...)``.
+
+    Args:
+        logits: (B, 2, ...) from :class:`~neurotrans.networks.NonOverlappingPatchDiscriminator`.
+        target_is_real: real (True) or fake (False) labels for every patch.
+        real_range, fake_range: label smoothing ranges ((0.9, 1.0) and (0.0, 0.1) in CF-SAGAN).
+        generator: seeded torch.Generator for reproducible smoothed labels.
+
+    References: Wei et al. 2019 (thesis ch. 3, Sec. 3.2.4); Wei et al. 2020 (thesis ch. 4).
+    """
+    return adversarial_loss(logits, target_is_real, mode="softmax", real_range=real_range,
+                            fake_range=fake_range, generator=generator, reduction="sum")  # fmt: skip
 
 
 class AdversarialLoss(nn.Module):
@@ -78,10 +129,11 @@ class AdversarialLoss(nn.Module):
     (the usual choice for the generator's own adversarial term).
 
     Args:
-        mode: ``"bce"`` or ``"lsgan"``.
+        mode: ``"bce"``, ``"lsgan"`` or ``"softmax"``.
         real_range, fake_range: label-smoothing ranges; (1, 1) and (0, 0) = none.
         seed: seed of the generator drawing smoothed targets (reproducible runs); the
             generator's state is part of ``state_dict()`` so checkpoints resume it.
+        reduction: ``"mean"`` over patches, or ``"sum"`` over the patches of an image.
     """
 
     def __init__(
@@ -91,11 +143,12 @@ class AdversarialLoss(nn.Module):
         real_range: tuple[float, float] = (1.0, 1.0),
         fake_range: tuple[float, float] = (0.0, 0.0),
         seed: int = 0,
+        reduction: str = "mean",
     ) -> None:
         super().__init__()
-        if mode not in GAN_MODES:
-            raise ValueError(f"mode must be one of {GAN_MODES}, got {mode!r}")
+        _check_mode(mode, reduction)
         self.mode = mode
+        self.reduction = reduction
         self.real_range = _check_range(real_range, "real_range")
         self.fake_range = _check_range(fake_range, "fake_range")
         self.generator = torch.Generator().manual_seed(seed)
@@ -112,7 +165,7 @@ class AdversarialLoss(nn.Module):
     ) -> torch.Tensor:
         real, fake = (self.real_range, self.fake_range) if smooth else ((1.0, 1.0), (0.0, 0.0))
         return adversarial_loss(logits, target_is_real, mode=self.mode, real_range=real, fake_range=fake,
-                                generator=self.generator)  # fmt: skip
+                                generator=self.generator, reduction=self.reduction)  # fmt: skip
 
 
 def multiscale_adversarial_loss(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -48,18 +49,24 @@ def weighted_l1_loss(
     regions: torch.Tensor,
     *,
     region_weights: Sequence[float] | None = None,
+    per_image_voxels: bool = True,
 ) -> torch.Tensor:
-    """Sum over regions of the mean absolute error inside each region, averaged over the batch.
+    """Thesis eq. 3.5: per-region mean absolute errors, summed over regions, scaled by 1 / (N M).
 
-    Each region's error is normalised by its own voxel count N_R (thesis eq. 3.5), so a
-    small lesion counts as much as the large "other" region. ``region_weights`` scales the
-    regions further (default 1 each). Empty regions contribute nothing. The thesis's
-    extra constant 1/M (voxels per image) is left out: it only rescales the learning rate.
+    L = 1 / (N M) sum_i sum_R (1 / N_R) sum_{j in R} |I_ij - Î_ij|: each region's error is
+    normalised by its own voxel count N_R (counted in image i), so a small lesion counts as
+    much as the large "other" region; M is the number of voxels of one image (the product
+    of the spatial sizes, i.e. of the training patch) and N the batch size.
+    ``per_image_voxels=False`` drops the constant 1/M (the earlier convention here: it only
+    rescales the loss against the adversarial term, i.e. lambda_R). ``region_weights``
+    scales the regions further (default 1 each). Empty regions contribute nothing.
+    Channels are averaged.
 
     Args:
         pred, target: (B, C, H, W[, D]).
         regions: (B, R, H, W[, D]) region masks (e.g. from :func:`lesion_regions`).
         region_weights: R non-negative weights.
+        per_image_voxels: divide by M (thesis) or not.
 
     References: Wei et al. 2019, "Predicting PET-derived demyelination from multimodal MRI
     using sketcher-refiner adversarial training" (thesis ch. 3, eq. 3.5).
@@ -82,16 +89,19 @@ def weighted_l1_loss(
     sums = (err * r).sum(dim=dims)  # (B, R)
     counts = r.sum(dim=dims)
     means = torch.where(counts > 0, sums / counts.clamp_min(1), torch.zeros_like(sums))
-    return (means * w).sum(dim=1).mean()
+    loss = (means * w).sum(dim=1).mean()
+    return loss / math.prod(pred.shape[2:]) if per_image_voxels else loss
 
 
 def nwl1_loss(pred: torch.Tensor, target: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
     """Normalised weighted L1: voxel weights ``1 - m_R / m`` for the region R holding the voxel.
 
     L = 1 / (2 n m) * sum_i sum_j w_j |I_ij - Î_ij|, with m the voxels of one image covered
-    by the regions, m_R those of region R in that image (so a patient's small lesion load
-    gets a weight near 1, the large "other" region a small one), n the batch size. The 2
-    is the thesis's normaliser (the three weights sum to 2).
+    by the regions (the whole image when, as in the thesis, the three regions divide it),
+    m_R those of region R in that image (so a patient's small lesion load gets a weight
+    near 1, the large "other" region a small one), n the batch size. The 2 is the
+    thesis's normaliser: the three region weights sum to 2 (R - 1 for R regions, used here
+    so that other region counts keep the same scale).
 
     Args:
         pred, target: (B, C, H, W[, D]) (channels averaged).
@@ -101,6 +111,8 @@ def nwl1_loss(pred: torch.Tensor, target: torch.Tensor, regions: torch.Tensor) -
     regularisation).
     """
     _check(pred, target, regions)
+    if regions.shape[1] < 2:
+        raise ValueError(f"nwl1_loss needs at least 2 regions, got {regions.shape[1]}")
     r = regions.to(pred.dtype)
     if (r.sum(dim=1) > 1).any():
         raise ValueError("nwl1_loss needs disjoint regions (a voxel lies in at most one region)")
@@ -109,23 +121,27 @@ def nwl1_loss(pred: torch.Tensor, target: torch.Tensor, regions: torch.Tensor) -
     m = counts.sum(dim=1, keepdim=True).clamp_min(1)
     voxel_w = (r * (1 - counts / m)).sum(dim=1, keepdim=True)  # (B, 1, ...)
     err = (pred - target).abs().mean(dim=1, keepdim=True)
-    per_image = (voxel_w * err).sum(dim=dims).squeeze(1) / (2 * m.flatten())
+    per_image = (voxel_w * err).sum(dim=dims).squeeze(1) / ((regions.shape[1] - 1) * m.flatten())
     return per_image.mean()
 
 
 class WeightedL1Loss(nn.Module):
     """Module form of :func:`weighted_l1_loss`: ``loss(pred, target, regions)``."""
 
-    def __init__(self, region_weights: Sequence[float] | None = None) -> None:
+    def __init__(
+        self, region_weights: Sequence[float] | None = None, *, per_image_voxels: bool = True
+    ) -> None:
         super().__init__()
         if region_weights is not None and any(float(x) < 0 for x in region_weights):
             raise ValueError(f"region_weights must be non-negative, got {region_weights!r}")
         self.region_weights = (
             None if region_weights is None else tuple(float(x) for x in region_weights)
         )
+        self.per_image_voxels = per_image_voxels
 
     def forward(self, pred, target, regions) -> torch.Tensor:
-        return weighted_l1_loss(pred, target, regions, region_weights=self.region_weights)
+        return weighted_l1_loss(pred, target, regions, region_weights=self.region_weights,
+                                per_image_voxels=self.per_image_voxels)  # fmt: skip
 
 
 class NWL1Loss(nn.Module):

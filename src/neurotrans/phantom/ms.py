@@ -30,11 +30,24 @@ NAWM_MYELIN = 0.98  # normal-appearing WM: nearly normal myelin (NAWM ~ control 
 NORMAL_MYELIN = 0.85  # below: a demyelinated lesion voxel in the dynamics
 PIB_FWHM_MM = 4.0
 # DVR noise: a part that stays between the sessions of a subject (voxel-wise kinetic-model bias)
-# and a smaller test-retest part
+# and a smaller test-retest part (larger, it flips many near-threshold lesion voxels between
+# sessions and the dynamic indices of a few-voxel lesion load at 3 mm become noise)
 PIB_NOISE = 0.035
-PIB_SESSION_NOISE = 0.015
-REMYELINATION_RATE = (0.01, 0.5)  # per month, log-uniform
-DEMYELINATION_RATE = (0.02, 0.40)  # per month, log-uniform
+PIB_SESSION_NOISE = 0.008
+# PIB DVR of pure tissue: CSF, GM, and WM as base + slope * myelin fraction; with partial
+# volume and the PET blur, NAWM and control WM measure 1.57-1.60 on the 3 mm grid (PHANTOM.md:
+# about 1.5-1.8)
+DVR_CSF, DVR_GM, DVR_WM_BASE, DVR_WM_MYELIN = 0.55, 1.05, 0.92, 0.9
+# Between t0 and t1 (1-4 months) these shares of the demyelinated / myelinated lesion voxels
+# remyelinate / demyelinate: 1 - exp(-rate * months). Calibrated so that the thesis's global
+# index (t1 - t0 demyelinated fraction) spans about -0.13 to +0.14 over 18 patients
+# (Sec. 4.3.5) while the remyelination index still varies enough to carry EDSS.
+REMYELINATION_RATE = (0.003, 0.15)  # per month, log-uniform
+DEMYELINATION_RATE = (0.02, 1.0)  # per month, log-uniform
+DEMYELINATED_SHARE = (0.6, 0.95)  # of lesion tissue at t0, uniform per patient
+FOLLOW_UP_PATCH_MM = 12.0  # size of the coherent patches that change between t0 and t1
+EDSS_PER_LOG_RATE = 1.1  # EDSS points lost per e-fold of the remyelination rate
+EDSS_NOISE = 0.3  # SD of what else drives disability
 
 
 def assign_groups(rng: np.random.Generator, n: int) -> list[str]:
@@ -54,11 +67,13 @@ def _lesion_myelin(rng: np.random.Generator, tpl: Template, labels: np.ndarray) 
     """Myelin fraction and inflammation of every lesion voxel at t0 (template space).
 
     Lesion voxels are either demyelinated (myelin about 0.35) or still myelinated (0.86-0.96),
-    in coherent patches; the demyelinated share is the patient's, modulated per lesion.
+    in coherent patches; the demyelinated share is the patient's, modulated per lesion, and
+    each lesion gets exactly its share (the voxels where a smooth field is lowest), so a
+    patient with a few small lesions does not drift far from the share drawn for it.
     """
     n = int(labels.max())
     shape, vs = tpl.grid.shape, tpl.voxel_mm
-    share = float(rng.uniform(0.65, 1.0))  # this patient's demyelinated share of lesion tissue
+    share = float(rng.uniform(*DEMYELINATED_SHARE))  # this patient's demyelinated share of lesion tissue
     per_lesion = np.clip(share + 0.15 * rng.standard_normal(n + 1), 0.0, 1.0)
     active = rng.random(n + 1) < 0.25
     infl_lesion = np.where(active, rng.uniform(0.3, 1.0, n + 1), 0.0)
@@ -66,21 +81,45 @@ def _lesion_myelin(rng: np.random.Generator, tpl: Template, labels: np.ndarray) 
     patches = uniform_field(rng, shape, vs, 8.0)
     level = smooth_noise(rng, shape, vs, 6.0)[0]
     inside = labels > 0
-    demyelinated = inside & (patches < per_lesion[labels])
+    values, lab = patches[inside], labels[inside].astype(np.int64)
+    order = np.lexsort((values, lab))  # by lesion, then by field value
+    counts = np.bincount(lab, minlength=n + 1)
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size) - (np.cumsum(counts) - counts)[lab[order]]
+    demyelinated = np.zeros(shape, dtype=bool)
+    demyelinated[inside] = rank < np.round(per_lesion[lab] * counts[lab])
     myelin = np.full(shape, NAWM_MYELIN, dtype=np.float32)
     myelin[inside] = np.clip(0.9 + 0.03 * level[inside], NORMAL_MYELIN + 0.01, 0.96)
     myelin[demyelinated] = np.clip(0.35 + 0.12 * level[demyelinated], 0.05, 0.7)
     return myelin, infl_lesion[labels].astype(np.float32), share
 
 
+def _coherent_share(field: np.ndarray, candidates: np.ndarray, share: float) -> np.ndarray:
+    """The ``round(share * n)`` of the ``n`` candidate voxels where the smooth ``field`` is lowest.
+
+    Thresholding the field at its candidate quantile keeps the chosen voxels in coherent
+    patches while the chosen share is exactly ``share``: with a fixed threshold, the few
+    patches covering a small lesion load make the realised share swing far from it.
+    """
+    values = field[candidates]
+    k = int(round(share * values.size))
+    if k == 0:
+        return np.zeros_like(candidates)
+    return candidates & (field <= np.partition(values, k - 1)[k - 1])
+
+
 def _follow_up(rng: np.random.Generator, tpl: Template, labels: np.ndarray, myelin0: np.ndarray,
                p_remyelinate: float, p_demyelinate: float) -> np.ndarray:
-    """Myelin at t1: spatially coherent patches of lesion voxels remyelinate or demyelinate."""
+    """Myelin at t1: coherent patches of lesion voxels remyelinate or demyelinate.
+
+    The shares are the probabilities ``p_*``: of the demyelinated lesion voxels, that share
+    remyelinates; of the myelinated ones, that share demyelinates.
+    """
     shape, vs = tpl.grid.shape, tpl.voxel_mm
-    u_r, u_d, level = (uniform_field(rng, shape, vs, 10.0) for _ in range(3))
+    u_r, u_d, level = (uniform_field(rng, shape, vs, FOLLOW_UP_PATCH_MM) for _ in range(3))
     inside = labels > 0
-    remyel = inside & (myelin0 < NORMAL_MYELIN) & (u_r < p_remyelinate)
-    demyel = inside & (myelin0 >= NORMAL_MYELIN) & (u_d < p_demyelinate)
+    remyel = _coherent_share(u_r, inside & (myelin0 < NORMAL_MYELIN), p_remyelinate)
+    demyel = _coherent_share(u_d, inside & (myelin0 >= NORMAL_MYELIN), p_demyelinate)
     myelin1 = myelin0.copy()
     myelin1[remyel] = 0.9 + 0.1 * level[remyel]
     myelin1[demyel] = 0.15 + 0.4 * level[demyel]
@@ -111,7 +150,7 @@ def _imaging(rng: np.random.Generator, tpl: Template, t: dict[str, np.ndarray], 
                             + noise(0.03e-3), 0.0, None) * brain
     out["DTI_AD"] = np.clip(csf * 3.0e-3 + gm * 0.95e-3 + wm * (1.25e-3 + 0.25e-3 * infl - 0.15e-3 * (1.0 - m_dti))
                             + noise(0.04e-3), 0.0, None) * brain
-    dvr = csf * 0.55 + gm * 1.05 + wm * (0.75 + 0.9 * myelin)
+    dvr = csf * DVR_CSF + gm * DVR_GM + wm * (DVR_WM_BASE + DVR_WM_MYELIN * myelin)
     dvr = ndimage.gaussian_filter(dvr, PIB_FWHM_MM * FWHM_TO_SIGMA / vs)
     pet_noise = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), 1.5 / vs)
     pet_noise *= np.float32(PIB_SESSION_NOISE / max(float(pet_noise.std()), 1e-6))
@@ -180,8 +219,9 @@ def simulate_ms_subject(rng: np.random.Generator, tpl: Template, group: str) -> 
     if patient:
         sessions.append(session("t1", age + months / 12.0, months, myelin1_t, infl1_t))
         # EDSS: worse with less remyelination, independent of the demyelination rate (thesis Table 4.3)
-        edss_raw = (3.0 - 1.2 * (np.log(rho) - np.log(0.07)) + 0.04 * (age - 33.0)
-                    + 15.0 * wm_fraction + 0.5 * rng.standard_normal())
+        centre = np.sqrt(REMYELINATION_RATE[0] * REMYELINATION_RATE[1])
+        edss_raw = (3.0 - EDSS_PER_LOG_RATE * np.log(rho / centre) + 0.04 * (age - 33.0)
+                    + 15.0 * wm_fraction + EDSS_NOISE * rng.standard_normal())
         edss = float(np.clip(np.round(edss_raw * 2.0) / 2.0, 0.0, 8.0))
         participant.update({
             "EDSS": edss, "remyelination_rate": round(rho, 5), "demyelination_rate": round(delta, 5),

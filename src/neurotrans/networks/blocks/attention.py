@@ -12,21 +12,26 @@ from neurotrans.networks.layers import factories as F
 class SelfAttention(nn.Module):
     """Flexible self-attention: ``y = gamma * o + x`` with attention over (pooled) positions.
 
-    Key f(x) and query g(x) are 1x1 convolutions to ``channels // reduction`` channels, the
-    value h(x) a 1x1 convolution keeping C (it is added back to x). With ``pool > 1`` the
-    three are computed on max-pooled features (pool**spatial_dims times fewer positions,
-    so the L x L attention map fits in memory for 3D volumes) and o is upsampled back
-    (nearest). gamma starts at 0: the block is the identity at initialisation and learns
-    how much long-range context to mix in (so f, g, h get no gradient until gamma moves).
+    Key f(x), query g(x) and value h(x) are 1x1 convolutions to C' = ``channels //
+    reduction`` channels (thesis: "each key, value and query is reduced ... to C/8"); a
+    1x1 output convolution maps the attended values back to C, since o has C channels in
+    eq. 4.2-4.3 (SAGAN's reference code does the same). With ``pool > 1`` the attention
+    runs on max-pooled features and o is up-pooled back (nearest), as in Fig. 4.1. Pooling
+    both queries and keys divides the L x L attention map by ``pool**(2 * spatial_dims)``
+    (the thesis says "by the cubic of p": that is the factor on the number of positions
+    and on the pooled feature maps). gamma starts at 0: the block is the identity at
+    initialisation and learns how much long-range context to mix in (so f, g, h and the
+    output projection get no gradient until gamma moves).
 
     Args:
         spatial_dims: 1, 2 or 3.
         channels: C.
-        reduction: C / channels of key and query (8 in SAGAN and the thesis).
+        reduction: C / C' for key, query and value (8 in SAGAN and the thesis).
         pool: pooling size p (1 = SAGAN's self-attention).
 
-    Shapes: (B, C, H, W[, D]) -> (B, C, H, W[, D]); ``last_attention`` (B, L, L) with
-    L = (H/p)(W/p)[(D/p)] is kept after each forward for inspection.
+    Shapes: (B, C, H, W[, D]) -> (B, C, H, W[, D]); every spatial size must be >= p.
+    ``last_attention`` (B, L, L) with L = (H/p)(W/p)[(D/p)] is kept after each forward
+    for inspection.
 
     References: Zhang et al. 2019 (SAGAN); Wei et al. 2020 (CF-SAGAN, thesis ch. 4, eq.
     4.1-4.3, Fig. 4.1).
@@ -42,14 +47,30 @@ class SelfAttention(nn.Module):
         F.check_positive(pool, "pool")
         inner = max(channels // reduction, 1)
         self.spatial_dims = spatial_dims
+        self.channels = channels
+        self.inner = inner
         self.pool = pool
         self.key = F.conv(spatial_dims, channels, inner, kernel_size=1)
         self.query = F.conv(spatial_dims, channels, inner, kernel_size=1)
-        self.value = F.conv(spatial_dims, channels, channels, kernel_size=1)
+        self.value = F.conv(spatial_dims, channels, inner, kernel_size=1)
+        self.out = F.conv(spatial_dims, inner, channels, kernel_size=1)
         self.gamma = nn.Parameter(torch.zeros(1))
         self.last_attention: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Mix attended context into ``x``.
+
+        Args:
+            x: (B, C, H, W[, D]) features.
+
+        Returns:
+            (B, C, H, W[, D]): ``gamma * o + x``.
+        """
+        if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.channels:
+            raise ValueError(
+                f"SelfAttention expects (B, {self.channels}, ...) with {self.spatial_dims} spatial "
+                f"dims, got shape {tuple(x.shape)}"
+            )
         h = x
         if self.pool > 1:
             if any(s < self.pool for s in x.shape[2:]):
@@ -57,13 +78,13 @@ class SelfAttention(nn.Module):
                     f"SelfAttention: spatial size {tuple(x.shape[2:])} smaller than pool={self.pool}"
                 )
             h = F.pool("max", self.spatial_dims, kernel_size=self.pool)(x)
-        b, c = h.shape[:2]
+        b = h.shape[0]
         k = self.key(h).flatten(2)  # (B, C', L)
         q = self.query(h).flatten(2)
-        v = self.value(h).flatten(2)  # (B, C, L)
+        v = self.value(h).flatten(2)
         # beta[j, i]: how much output position j attends to input position i (softmax over i)
         beta = torch.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)  # (B, L, L)
-        o = torch.bmm(v, beta.transpose(1, 2)).view(b, c, *h.shape[2:])
+        o = self.out(torch.bmm(v, beta.transpose(1, 2)).view(b, self.inner, *h.shape[2:]))
         if self.pool > 1:
             o = nnf.interpolate(o, size=x.shape[2:], mode="nearest")
         self.last_attention = beta.detach()

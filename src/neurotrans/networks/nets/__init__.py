@@ -1,9 +1,17 @@
-"""Complete networks: U-Net, PatchGAN, ESIT, the thesis's small baselines, UNIT and CycleGAN's."""
+"""Complete networks: U-Nets, PatchGAN, ESIT, the thesis's small baselines, patch classifiers,
+CF-SAGAN, UNIT and CycleGAN's generator."""
 
 from __future__ import annotations
 
+from neurotrans.networks.nets.cfsagan import CFSAGANGenerator, cfsagan_discriminator
 from neurotrans.networks.nets.esit import ESIT
 from neurotrans.networks.nets.multiscale import MultiScaleDiscriminator
+from neurotrans.networks.nets.noise import NoiseInput, unet_sketcher_z
+from neurotrans.networks.nets.patch_classifier import (
+    NonOverlappingPatchDiscriminator,
+    patch_classifier,
+    split_patches,
+)
 from neurotrans.networks.nets.patchgan import PatchDiscriminator, patchgan_receptive_field
 from neurotrans.networks.nets.resnet_generator import ResnetGenerator
 from neurotrans.networks.nets.simple import FCN, CNN2Layer, VoxelMLP
@@ -14,4 +22,8 @@ __all__ = [
     "ESIT", "FCN", "CNN2Layer", "PatchDiscriminator", "UNet", "VoxelMLP",
     "patchgan_receptive_field", "unet_esit", "unet_pix2pix", "unet_sketcher",
     "MultiScaleDiscriminator", "ResnetGenerator", "UNIT",
+    "ESIT", "FCN", "CFSAGANGenerator", "CNN2Layer", "NoiseInput", "NonOverlappingPatchDiscriminator",
+    "PatchDiscriminator", "UNet", "VoxelMLP", "cfsagan_discriminator", "patch_classifier",
+    "patchgan_receptive_field", "split_patches", "unet_esit", "unet_pix2pix", "unet_sketcher",
+    "unet_sketcher_z",
 ]  # fmt: skip

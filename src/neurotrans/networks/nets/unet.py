@@ -337,7 +337,11 @@ def unet_sketcher(
     widths doubling from 32, LeakyReLU(0.2) then BN and dropout 0.5 after every activation,
     transposed-conv upsampling, LeakyReLU as the last layer.
 
-    References: Wei 2020, PhD thesis ch. 3 (Fig. 3.3 A).
+    The Sketcher and the Refiner share this generator: the Sketcher with a noise input
+    (``unet_sketcher_z``), the Refiner with ``in_channels`` = MRI channels + 1, fed
+    ``torch.cat([mri, sketch], dim=1)`` (the sketch of the frozen Sketcher, detached).
+
+    References: Wei 2020, PhD thesis ch. 3 (Fig. 3.2, Fig. 3.3 A).
     """
     F.check_positive(depth, "depth")
     F.check_positive(base, "base")
