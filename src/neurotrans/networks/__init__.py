@@ -23,6 +23,7 @@ from neurotrans.networks.nets import (
     UNet,
     VoxelMLP,
     unet_esit,
+    unet_esit_paper,
     unet_pix2pix,
     unet_sketcher,
 )
@@ -31,6 +32,7 @@ NETWORKS: dict[str, Callable[..., nn.Module]] = {
     "unet": UNet,
     "unet_pix2pix": unet_pix2pix,
     "unet_esit": unet_esit,
+    "unet_esit_paper": unet_esit_paper,
     "unet_sketcher": unet_sketcher,
     "patchgan": PatchDiscriminator,
     "esit": ESIT,
@@ -63,6 +65,7 @@ __all__ = [
     "UNet",
     "build_network",
     "unet_esit",
+    "unet_esit_paper",
     "unet_pix2pix",
     "unet_sketcher",
     "UNIT",
