@@ -28,6 +28,7 @@ from torch import nn
 from neurotrans.data.grid import Grid
 from neurotrans.explain.activations import ACTIVATION_TYPES, activation_matrices
 from neurotrans.explain.cca import layer_similarity, subsample_mask
+from neurotrans.io.manifest import Manifest
 
 # concept name -> AAL2 region-name prefixes (left and right together)
 DEFAULT_REGIONS: dict[str, tuple[str, ...]] = {
@@ -71,7 +72,7 @@ def atlas_concepts(grid: Grid, regions: Mapping[str, Sequence[str]] | None = Non
     return out
 
 
-def load_concepts(manifest, i: int, grid: Grid, columns: Mapping[str, str] | None = None,
+def load_concepts(manifest: Manifest, i: int, grid: Grid, columns: Mapping[str, str] | None = None,
                   regions: Mapping[str, Sequence[str]] | None = None, atlas: str = "AAL2") -> dict[str, np.ndarray]:
     """Concept maps of manifest row ``i`` on ``grid``: image columns (trilinear) and atlas regions.
 
