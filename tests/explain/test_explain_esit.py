@@ -29,7 +29,10 @@ def test_slicewise_maps_equal_running_each_slice(plane):
     net = _net(2)
     inputs = np.random.default_rng(0).standard_normal((6, 7, 8, 5)).astype(np.float32)
     maps = esit_maps(net, inputs, plane=plane, batch_size=3)
-    assert set(maps) == {"attention", "embeddings", "product", "output"}
+    assert set(maps) == {"attention", "embeddings", "product", "contribution", "output"}
+    # the output is the sum of the channels' contributions plus the head's bias
+    np.testing.assert_allclose(maps["contribution"].sum(axis=0) + net.head.bias.item(), maps["output"][0],
+                               rtol=1e-4, atol=1e-5)
     assert maps["attention"].shape == (4, 7, 8, 5) and maps["output"].shape == (1, 7, 8, 5)
     np.testing.assert_allclose(maps["attention"].sum(axis=0), 1.0, rtol=1e-5)
     axis = {"axial": 3, "coronal": 2}[plane]
@@ -78,7 +81,8 @@ def test_strength_tables_against_hand_computation():
         gm = rng.random(shape) * (0.5 + 0.1 * j)
         emb = np.stack([gm * 2.0 + 0.01 * rng.standard_normal(shape), rng.standard_normal(shape)])
         att = np.stack([np.full(shape, 0.7), np.full(shape, 0.3)])
-        subjects.append({"attention": att, "embeddings": emb, "product": att * emb})
+        subjects.append({"attention": att, "embeddings": emb, "product": att * emb,
+                         "contribution": np.stack([2.0, -1.0]).reshape(2, 1, 1, 1) * att * emb})
         gms.append(gm)
         cov.append({"subject": f"s{j}", "group": "AD" if j < 3 else "CN"})
     table = region_strength_table(subjects, {"hippocampus": region}, gm=gms, voxel_ml=0.027, covariates=cov)
@@ -92,5 +96,6 @@ def test_strength_tables_against_hand_computation():
     assert ch0["r_gm"] == pytest.approx(r) and ch0["p_gm"] == pytest.approx(p) and r > 0.99
     assert ch0["mean_AD"] == pytest.approx(t0.query("group == 'AD'")["embedding"].mean())
     assert ch0["dominant_share"] == 1.0
+    np.testing.assert_allclose(t0["contribution"], 2.0 * t0["product"])
     with pytest.raises(ValueError, match="gm_ml"):
         strength_associations(pd.DataFrame({"region": [], "channel": [], "embedding": []}))

@@ -25,6 +25,7 @@ from torch import nn
 from neurotrans.networks.nets.esit import ESIT
 
 MAP_NAMES = ("attention", "embeddings", "product")
+STRENGTHS = ("embeddings", "attention", "product", "contribution")
 
 
 def find_esit(model: nn.Module) -> ESIT:
@@ -58,7 +59,10 @@ def esit_maps(
 
     Returns:
         ``{"attention", "embeddings", "product"}`` each float32 ``(R, X, Y, Z)`` (attention
-        sums to 1 over R at every voxel) and ``"output"`` ``(C_out, X, Y, Z)`` (normalised units).
+        sums to 1 over R at every voxel), ``"contribution"`` ``(R, X, Y, Z)``: each channel's
+        additive share of the output, ``head weight_r * product_r`` (output channel 0; the
+        output is their sum plus the head's bias), and ``"output"`` ``(C_out, X, Y, Z)``
+        (normalised units).
     """
     from neurotrans.data.slicing import assemble_slices, extract_slices
 
@@ -75,17 +79,20 @@ def esit_maps(
             out, maps = net(torch.from_numpy(inputs)[None].to(device), return_maps=True)
             result = {k: v[0].float().cpu().numpy() for k, v in maps.items()}
             result["output"] = out[0].float().cpu().numpy()
-            return result
-        slices = extract_slices(inputs, plane)
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in (*MAP_NAMES, "output")}
-        for start in range(0, len(slices), batch_size):
-            out, maps = net(torch.from_numpy(slices[start:start + batch_size]).to(device), return_maps=True)
-            for k in MAP_NAMES:
-                parts[k].append(maps[k].float().cpu().numpy())
-            parts["output"].append(out.float().cpu().numpy())
-        return {k: assemble_slices(np.concatenate(v), plane, inputs.shape) for k, v in parts.items()}
+        else:
+            slices = extract_slices(inputs, plane)
+            parts: dict[str, list[np.ndarray]] = {k: [] for k in (*MAP_NAMES, "output")}
+            for start in range(0, len(slices), batch_size):
+                out, maps = net(torch.from_numpy(slices[start:start + batch_size]).to(device), return_maps=True)
+                for k in MAP_NAMES:
+                    parts[k].append(maps[k].float().cpu().numpy())
+                parts["output"].append(out.float().cpu().numpy())
+            result = {k: assemble_slices(np.concatenate(v), plane, inputs.shape) for k, v in parts.items()}
     finally:
         net.train(was_training)
+    weight = net.head.weight.detach().float().cpu().numpy()[0].reshape(-1)  # (R,) for output 0
+    result["contribution"] = (weight.reshape(-1, 1, 1, 1) * result["product"]).astype(np.float32)
+    return result
 
 
 def embedding_strength(maps: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -117,7 +124,8 @@ def region_strength_table(
         covariates: per subject extra columns (``subject``, ``group``, ``age``...).
 
     Returns:
-        columns: covariates, ``region, channel, embedding, attention, product, dominant``
+        columns: covariates, ``region, channel, embedding, attention, product, contribution,
+        dominant``
         (``dominant``: the channel with the highest mean attention in the region for that
         subject, i.e. the embedding ESIT mostly uses there) and ``gm_ml`` when ``gm`` is given.
     """
@@ -129,13 +137,14 @@ def region_strength_table(
     for j, maps in enumerate(subjects):
         for name, region in regions.items():
             region = np.asarray(region, dtype=bool)
-            strength = {k: embedding_strength(maps[k], region) for k in MAP_NAMES}
+            strength = {k: embedding_strength(maps[k], region) for k in STRENGTHS}
             top = int(np.argmax(strength["attention"]))
             extra = {} if gm is None else {"gm_ml": float(np.asarray(gm[j])[region].sum() * voxel_ml)}
             for r in range(len(strength["embeddings"])):
                 rows.append({**(covariates[j] if covariates is not None else {"subject": j}), "region": name,
                              "channel": r, "embedding": float(strength["embeddings"][r]),
                              "attention": float(strength["attention"][r]), "product": float(strength["product"][r]),
+                             "contribution": float(strength["contribution"][r]),
                              "dominant": r == top, **extra})
     return pd.DataFrame(rows)
 
@@ -145,7 +154,7 @@ def strength_associations(table: pd.DataFrame, *, value: str = "embedding", grou
 
     Args:
         table: from :func:`region_strength_table` with ``gm_ml`` (and a ``group`` column for means).
-        value: ``embedding``, ``attention`` or ``product``.
+        value: ``embedding``, ``attention``, ``product`` or ``contribution``.
         group: covariate whose levels get a mean column each (``mean_CN`` ...), if present.
 
     Returns:
