@@ -7,7 +7,10 @@ import difflib
 MRI_MODALITIES = ("T1w", "T2w", "PDw", "FLAIR", "DIR", "T1SE", "MTR", "DTI_FA", "DTI_RD", "DTI_AD")
 PET_MODALITIES = ("FDG", "PIB")
 MODALITIES = MRI_MODALITIES + PET_MODALITIES
-MASKS = ("brainmask", "GM", "WM", "CSF", "lesions", "NAWM")
+# GM/WM/CSF: tissue maps as a model sees them (segmented from the T1 in the fdg phantom);
+# *_true: the simulation's ground-truth tissue fractions (fdg phantom only)
+TRUE_TISSUE = ("GM_true", "WM_true", "CSF_true")
+MASKS = ("brainmask", "GM", "WM", "CSF", "lesions", "NAWM", *TRUE_TISSUE)
 IMAGE_COLUMNS = MODALITIES + MASKS
 GROUPS = {"fdg": ("CN", "MCI", "AD"), "ms": ("MS", "HC")}
 COHORTS = tuple(GROUPS)

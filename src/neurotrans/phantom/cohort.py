@@ -24,7 +24,9 @@ from neurotrans.phantom.mri import STRUCTURAL
 DISCLAIMER = ("This is a simulation built on real anatomy (ICBM152 2009a templates, AAL2 atlas), "
               "not patient data: results on it do not replace validation on real scans.")
 MASK_SUFFIX = {"brainmask": "desc-brain_mask", "GM": "label-GM_probseg", "WM": "label-WM_probseg",
-               "CSF": "label-CSF_probseg", "lesions": "label-lesion_mask", "NAWM": "label-NAWM_mask"}
+               "CSF": "label-CSF_probseg", "lesions": "label-lesion_mask", "NAWM": "label-NAWM_mask",
+               "GM_true": "label-GM_desc-truth_probseg", "WM_true": "label-WM_desc-truth_probseg",
+               "CSF_true": "label-CSF_desc-truth_probseg"}
 BINARY = ("brainmask", "lesions", "NAWM")
 DERIVATIVES = Path("derivatives") / "phantom"
 

@@ -3,6 +3,11 @@
 Atrophy (age, disease, regional) is visible on T1; the FDG pattern follows it in part
 and in part follows a latent metabolic severity that no MRI shows, so an MRI-only model
 has an honest ceiling and age or diagnosis helps.
+
+The tissue maps written as ``GM``, ``WM``, ``CSF`` are segmented from the simulated T1
+(:func:`neurotrans.data.segment.segment_tissues` with the smoothed MNI152 prior, as SPM
+segmentation is used in the papers), so that tissue-input models see what a real pipeline
+gives them; the maps FDG was generated from are written as ``GM_true``, ``WM_true``, ``CSF_true``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
+from neurotrans.data.segment import mni152_tissue_priors, segment_tissues
 from neurotrans.phantom.anatomy import (
     FWHM_TO_SIGMA,
     Template,
@@ -75,6 +81,7 @@ def _cohort_maps(voxel_size: float) -> dict[str, np.ndarray]:
         "hypo": smooth_region_map(tpl, HYPO_WEIGHTS),
         "aging": smooth_region_map(tpl, dict.fromkeys(AGING_REGIONS, 1.0)),
         "pons": ndimage.gaussian_filter(pons.astype(np.float32), 2.0 / tpl.voxel_mm),
+        "tissue_prior": mni152_tissue_priors(tpl.grid),
     }
 
 
@@ -145,6 +152,8 @@ def simulate_fdg_subject(rng: np.random.Generator, tpl: Template, group: str,
         "hidden_metabolic_factor": round(sev_hidden, 4), "gm_loss_rate_per_year": round(gm_rate, 5),
         "head_scale": round(warp.scale, 4),
     }
-    masks = {"brainmask": brain.astype(np.uint8), "GM": gm * brain, "WM": wm * brain, "CSF": csf * brain}
+    seg_csf, seg_gm, seg_wm = segment_tissues(images["T1w"], brain, prior=maps["tissue_prior"])
+    masks = {"brainmask": brain.astype(np.uint8), "GM": seg_gm, "WM": seg_wm, "CSF": seg_csf,
+             "GM_true": gm * brain, "WM_true": wm * brain, "CSF_true": csf * brain}
     session = SimulatedSession("baseline", round(age, 1), {"MMSE": mmse}, images)
     return SimulatedSubject(participant, masks, [session])

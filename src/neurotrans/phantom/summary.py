@@ -30,13 +30,15 @@ def fdg_measures(manifest: Manifest) -> pd.DataFrame:
     Returns:
         one row per manifest row: subject, group, age, ``pcc_precuneus_suvr`` and ``acc_suvr``
         (mean FDG SUVR in the AAL2 regions inside the brain mask) and ``hippocampus_gm_ml``
-        (GM probability summed over the AAL2 hippocampi, in ml).
+        (GM probability summed over the AAL2 hippocampi, in ml; the true GM map ``GM_true``
+        when the manifest has it, else ``GM``).
     """
     out = []
     labels = names = None
+    gm_column = "GM_true" if "GM_true" in manifest.table.columns else "GM"
     for i, row in manifest.rows():
         fdg = load_volume(manifest.path(i, "FDG"))
-        gm = load_volume(manifest.path(i, "GM")).data
+        gm = load_volume(manifest.path(i, gm_column)).data
         brain = load_volume(manifest.path(i, "brainmask")).data > 0.5
         if labels is None:
             labels, names = load_atlas("AAL2", Grid(fdg.shape, fdg.affine))

@@ -97,6 +97,8 @@ class DecoderBlock(nn.Module):
         out_channels: C_out (the up-convolution also outputs C_out).
         n_convs: ConvBlocks after the concatenation.
         up_kernel_size: kernel of the transposed conv (2, 3 or 4).
+        plain_up: the transposed conv alone, without norm and activation (Ronneberger's
+            linear "up-convolution"); otherwise it is followed by norm and activation.
         **kw: ConvBlock options (kernel_size, norm, activation, negative_slope, dropout,
             norm_after_activation).
 
@@ -114,6 +116,7 @@ class DecoderBlock(nn.Module):
         *,
         n_convs: int = 2,
         up_kernel_size: int = 4,
+        plain_up: bool = False,
         **kw,
     ) -> None:
         super().__init__()
@@ -124,14 +127,17 @@ class DecoderBlock(nn.Module):
             in_channels,
             out_channels,
             kernel_size=up_kernel_size,
-            bias=norm != "batch",
+            bias=norm != "batch" or plain_up,
         )
-        n = F.norm(norm, spatial_dims, out_channels)
-        a = F.activation(
-            kw.get("activation", "leakyrelu"), negative_slope=kw.get("negative_slope", 0.2)
-        )
-        self.up = nn.Sequential(up, *([a, n] if kw.get("norm_after_activation") else [n, a]),
-                                F.dropout(kw.get("dropout", 0.0)))  # fmt: skip
+        if plain_up:
+            self.up = nn.Sequential(up)
+        else:
+            n = F.norm(norm, spatial_dims, out_channels)
+            a = F.activation(
+                kw.get("activation", "leakyrelu"), negative_slope=kw.get("negative_slope", 0.2)
+            )
+            self.up = nn.Sequential(up, *([a, n] if kw.get("norm_after_activation") else [n, a]),
+                                    F.dropout(kw.get("dropout", 0.0)))  # fmt: skip
         self.convs = _conv_stack(
             spatial_dims, out_channels + skip_channels, out_channels, n_convs, **kw
         )

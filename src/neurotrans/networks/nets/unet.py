@@ -60,6 +60,12 @@ class UNet(nn.Module):
         dropout_blocks: decoder blocks with dropout, or ``None`` for everywhere.
         norm_after_activation: ``conv -> act -> norm`` (thesis) instead of ``conv -> norm -> act``.
         final_activation: ``None``, ``"tanh"``, ``"sigmoid"``, ``"leakyrelu"`` or ``"relu"``.
+        encoder_convs: classic topology only: "same" convolutions of each encoder level before
+            its downsampling; ``None`` = ``convs_per_level`` (bottleneck and decoder always have
+            ``convs_per_level``). ``convs_per_level - 1`` makes the strided convolution
+            *replace* the level's last convolution, as the ESIT paper's U-Net does.
+        plain_up_conv: classic topology only: the decoder's transposed convolution is linear
+            (no norm, no activation), Ronneberger's "up-convolution".
 
     Shapes: (B, C_in, H, W[, D]) -> (B, C_out, H, W[, D]); every spatial size must be
     divisible by 2**depth (``forward`` raises ``ValueError`` otherwise; pad first).
@@ -87,6 +93,8 @@ class UNet(nn.Module):
         dropout_blocks: int | None = 0,
         norm_after_activation: bool = False,
         final_activation: str | None = None,
+        encoder_convs: int | None = None,
+        plain_up_conv: bool = False,
     ) -> None:
         super().__init__()
         F.check_spatial_dims(spatial_dims)
@@ -122,6 +130,11 @@ class UNet(nn.Module):
                 "norm_after_activation applies to convs_per_level >= 1; the pix2pix "
                 "topology is pre-activated (act -> conv -> norm)"
             )
+        if convs_per_level == 0 and (encoder_convs is not None or plain_up_conv):
+            raise ValueError("encoder_convs and plain_up_conv apply to convs_per_level >= 1 "
+                             "(the classic topology)")
+        if encoder_convs is not None:
+            F.check_positive(encoder_convs, "encoder_convs")
         self.depth = len(features) if convs_per_level == 0 else len(features) - 1
         if dropout_blocks is not None and not 0 <= dropout_blocks <= self.depth:
             raise ValueError(
@@ -132,6 +145,8 @@ class UNet(nn.Module):
         self.out_channels = out_channels
         self.features = features
         self.convs_per_level = convs_per_level
+        self.encoder_convs = convs_per_level if encoder_convs is None else encoder_convs
+        self.plain_up_conv = bool(plain_up_conv)
         opts = dict(
             spatial_dims=spatial_dims, norm=norm, negative_slope=negative_slope, dropout=dropout,
             dropout_blocks=dropout_blocks, norm_after_activation=norm_after_activation,
@@ -216,7 +231,7 @@ class UNet(nn.Module):
                   norm_after_activation=norm_after_activation)  # fmt: skip
         n = self.convs_per_level
         self.encoders = nn.ModuleList(
-            EncoderBlock(spatial_dims, c_in if i == 0 else feats[i - 1], feats[i], n_convs=n,
+            EncoderBlock(spatial_dims, c_in if i == 0 else feats[i - 1], feats[i], n_convs=self.encoder_convs,
                          activation=act, dropout=everywhere, **kw)
             for i in range(depth)
         )  # fmt: skip
@@ -240,6 +255,7 @@ class UNet(nn.Module):
                     feats[i],
                     n_convs=n,
                     up_kernel_size=down_kernel_size,
+                    plain_up=self.plain_up_conv,
                     activation=up_act,
                     dropout=p,
                     **kw,
@@ -326,6 +342,55 @@ def unet_esit(
         spatial_dims, in_channels, out_channels, features=tuple(base * 2**i for i in range(depth + 1)),
         convs_per_level=2, kernel_size=3, down_kernel_size=4, norm="instance", activation="leakyrelu",
         up_activation="leakyrelu", downsample="strided", final_activation=final_activation,
+    )  # fmt: skip
+
+
+def unet_esit_paper(
+    spatial_dims: int, in_channels: int, out_channels: int, *, base: int = 64, depth: int = 4,
+    final_activation: str | None = None,
+) -> UNet:  # fmt: skip
+    """The ESIT paper's U-Net read literally: a strided conv *replaces* each level's second conv.
+
+    The paper takes Ronneberger's U-Net and substitutes "those convolution layers followed by
+    the maxpooling operation" with strided convolutions. Each encoder level is therefore one
+    3x3 conv (its output is the skip) then one 4x4 stride-2 conv; the bottleneck and every
+    decoder level keep two 3x3 convs; the up-convolution is linear, as in Ronneberger. IN and
+    LeakyReLU(0.2) everywhere. With ``depth=4`` (Ronneberger's 4 poolings) this gives 18
+    LeakyReLU activations, the paper's count; ``4 * depth + 2`` in general.
+
+    Activation indices (``depth=4``; input size H; as named by
+    :func:`neurotrans.explain.activations.record_activations`):
+
+    ======== ===================================== ========== ==========
+    actv     layer                                 resolution channels
+    ======== ===================================== ========== ==========
+    1, 2     level 1: 3x3 conv (skip), strided conv H, H/2    b, b
+    3, 4     level 2                               H/2, H/4   2b, 2b
+    5, 6     level 3                               H/4, H/8   4b, 4b
+    7, 8     level 4                               H/8, H/16  8b, 8b
+    9, 10    bottleneck, two 3x3 convs             H/16       16b
+    11, 12   decoder level 4 (after up-conv+skip)  H/8        8b
+    13, 14   decoder level 3                       H/4        4b
+    15, 16   decoder level 2                       H/2        2b
+    17, 18   decoder level 1, then the 1x1 head    H          b
+    ======== ===================================== ========== ==========
+
+    So the paper's "bottleneck" actv9-12 are the coarsest layers (H/16 and the first decoder
+    level at H/8) and actv15 is decoder level 2. :func:`unet_esit` keeps both convs per level
+    and adds the strided conv and an activated up-conv: 26 activations (level l: actv 3l-2,
+    3l-1 convs, 3l strided; bottleneck 13-14; decoder level 4: 15 up-conv, 16-17 convs, ...,
+    level 1: 24 up-conv, 25-26), so its indices do not line up with the paper's.
+
+    References: the ESIT paper ("Demystifying T1-MRI to FDG-PET translation", Sec. 3 and
+    Fig. 3); Ronneberger et al. 2015.
+    """
+    F.check_positive(depth, "depth")
+    F.check_positive(base, "base")
+    return UNet(
+        spatial_dims, in_channels, out_channels, features=tuple(base * 2**i for i in range(depth + 1)),
+        convs_per_level=2, encoder_convs=1, plain_up_conv=True, kernel_size=3, down_kernel_size=4,
+        norm="instance", activation="leakyrelu", up_activation="leakyrelu", downsample="strided",
+        final_activation=final_activation,
     )  # fmt: skip
 
 
