@@ -20,6 +20,7 @@ from neurotrans.networks.nets import (
     UNet,
     VoxelMLP,
     unet_esit,
+    unet_flair,
     unet_pix2pix,
     unet_sketcher,
 )
@@ -29,9 +30,10 @@ NETWORKS: dict[str, Callable[..., nn.Module]] = {
     "unet_pix2pix": unet_pix2pix,
     "unet_esit": unet_esit,
     "unet_sketcher": unet_sketcher,
+    "unet_flair": unet_flair,
     "patchgan": PatchDiscriminator,
     "esit": ESIT,
-    "fcn3d": FCN,
+    "fcn": FCN,
     "cnn2layer": CNN2Layer,
     "voxel_mlp": VoxelMLP,
 }
@@ -57,6 +59,7 @@ __all__ = [
     "UNet",
     "build_network",
     "unet_esit",
+    "unet_flair",
     "unet_pix2pix",
     "unet_sketcher",
 ]
