@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from neurotrans.networks import build_network
-from neurotrans.networks.nets.unet import UNet
 
 
 def n_params(net: torch.nn.Module) -> int:
@@ -76,13 +75,3 @@ def test_unet_flair_count_and_layout():
     ]
     assert sum(isinstance(m, torch.nn.MaxPool3d) for m in net.modules()) == 2
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
-
-
-def test_default_decoder_features_leave_the_classic_unet_unchanged():
-    kw = dict(features=(4, 8, 16), convs_per_level=2, norm="instance")
-    torch.manual_seed(0)
-    a = UNet(3, 2, 1, **kw)
-    torch.manual_seed(0)
-    b = UNet(3, 2, 1, decoder_features=(4, 8), **kw)
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

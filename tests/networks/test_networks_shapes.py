@@ -25,7 +25,7 @@ CASES = [
     ("patchgan", dict(spatial_dims=3, in_channels=2, base=2, n_layers=2, norm="instance"), (2, 2, 16, 16, 16), (2, 1, 2, 2, 2)),
     ("esit", dict(spatial_dims=2, n_regions=4, features=(8, 8), tissue_features=(8,)), (2, 6, 32, 32), (2, 1, 32, 32)),
     ("esit", dict(spatial_dims=3, n_regions=3, features=(4,), tissue_features=(4,)), (2, 6, 16, 16, 16), (2, 1, 16, 16, 16)),
-    ("unet_flair", dict(spatial_dims=3, in_channels=5, base=2), (1, 5, 8, 8, 8), (1, 1, 8, 8, 8)),
+    ("unet_flair", dict(spatial_dims=3, in_channels=5, base=4), (1, 5, 8, 8, 8), (1, 1, 8, 8, 8)),
     ("unet_flair", dict(spatial_dims=2, in_channels=2, out_channels=2, base=4), (2, 2, 16, 16), (2, 2, 16, 16)),
     ("fcn", dict(spatial_dims=3, in_channels=5, features=8), (1, 5, 16, 16, 16), (1, 1, 16, 16, 16)),
     ("fcn", dict(spatial_dims=2, in_channels=2, out_channels=3, features=8), (2, 2, 32, 32), (2, 3, 32, 32)),
@@ -103,9 +103,6 @@ BAD = [
     ("fcn", dict(spatial_dims=3, in_channels=1, features=0)),
     ("cnn2layer", dict(spatial_dims=3, in_channels=1, kernel_size=6)),
     ("cnn2layer", dict(spatial_dims=3, in_channels=1, padding="reflect")),
-    ("unet", dict(spatial_dims=2, in_channels=1, out_channels=1, features=(4, 8), convs_per_level=1,
-                  decoder_features=(4, 4))),
-    ("unet", dict(spatial_dims=2, in_channels=1, out_channels=1, features=(4, 8), decoder_features=(4,))),
     ("voxel_mlp", dict(spatial_dims=3, in_channels=1, hidden=())),
 ]  # fmt: skip
 

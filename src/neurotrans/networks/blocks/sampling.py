@@ -94,9 +94,8 @@ class DecoderBlock(nn.Module):
         spatial_dims: 1, 2 or 3.
         in_channels: channels of the coarse input C_in.
         skip_channels: channels of the skip connection C_s.
-        out_channels: C_out of the convolutions after the concatenation.
+        out_channels: C_out (the up-convolution also outputs C_out).
         n_convs: ConvBlocks after the concatenation.
-        up_channels: channels of the up-convolution; ``None`` = ``out_channels``.
         up_kernel_size: kernel of the transposed conv (2, 3 or 4).
         **kw: ConvBlock options (kernel_size, norm, activation, negative_slope, dropout,
             norm_after_activation).
@@ -115,28 +114,26 @@ class DecoderBlock(nn.Module):
         *,
         n_convs: int = 2,
         up_kernel_size: int = 4,
-        up_channels: int | None = None,
         **kw,
     ) -> None:
         super().__init__()
         F.check_positive(n_convs, "n_convs")
-        up_channels = out_channels if up_channels is None else up_channels
         norm = kw.get("norm", "batch")
         up = F.up_conv(
             spatial_dims,
             in_channels,
-            up_channels,
+            out_channels,
             kernel_size=up_kernel_size,
             bias=norm != "batch",
         )
-        n = F.norm(norm, spatial_dims, up_channels)
+        n = F.norm(norm, spatial_dims, out_channels)
         a = F.activation(
             kw.get("activation", "leakyrelu"), negative_slope=kw.get("negative_slope", 0.2)
         )
         self.up = nn.Sequential(up, *([a, n] if kw.get("norm_after_activation") else [n, a]),
                                 F.dropout(kw.get("dropout", 0.0)))  # fmt: skip
         self.convs = _conv_stack(
-            spatial_dims, up_channels + skip_channels, out_channels, n_convs, **kw
+            spatial_dims, out_channels + skip_channels, out_channels, n_convs, **kw
         )
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:

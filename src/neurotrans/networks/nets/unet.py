@@ -60,9 +60,6 @@ class UNet(nn.Module):
         dropout_blocks: decoder blocks with dropout, or ``None`` for everywhere.
         norm_after_activation: ``conv -> act -> norm`` (thesis) instead of ``conv -> norm -> act``.
         final_activation: ``None``, ``"tanh"``, ``"sigmoid"``, ``"leakyrelu"`` or ``"relu"``.
-        decoder_features: classic topology only: widths of the convolutions of each decoder
-            level, outermost first (``depth`` entries); ``None`` = ``features[:-1]`` (mirror
-            of the encoder). The up-convolution of level l always outputs ``features[l]``.
 
     Shapes: (B, C_in, H, W[, D]) -> (B, C_out, H, W[, D]); every spatial size must be
     divisible by 2**depth (``forward`` raises ``ValueError`` otherwise; pad first).
@@ -90,7 +87,6 @@ class UNet(nn.Module):
         dropout_blocks: int | None = 0,
         norm_after_activation: bool = False,
         final_activation: str | None = None,
-        decoder_features: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         F.check_spatial_dims(spatial_dims)
@@ -127,16 +123,6 @@ class UNet(nn.Module):
                 "topology is pre-activated (act -> conv -> norm)"
             )
         self.depth = len(features) if convs_per_level == 0 else len(features) - 1
-        if decoder_features is not None:
-            decoder_features = tuple(decoder_features)
-            if convs_per_level == 0 or len(decoder_features) != self.depth:
-                raise ValueError(
-                    f"decoder_features needs convs_per_level >= 1 and depth={self.depth} "
-                    f"entries, got {decoder_features!r}"
-                )
-            for f in decoder_features:
-                F.check_positive(f, "every entry of decoder_features")
-        self.decoder_features = features[:-1] if decoder_features is None else decoder_features
         if dropout_blocks is not None and not 0 <= dropout_blocks <= self.depth:
             raise ValueError(
                 f"dropout_blocks must be in [0, depth={self.depth}] or None, got {dropout_blocks!r}"
@@ -243,26 +229,24 @@ class UNet(nn.Module):
         self.bottleneck = EncoderBlock(spatial_dims, feats[depth - 1], feats[depth], n_convs=n,
                                        activation=act, dropout=everywhere, **kw)  # fmt: skip
         decoders = []
-        dec = self.decoder_features
         for i in range(depth):
             k = depth - 1 - i  # 0 = nearest the bottleneck
             p = dropout if dropout_blocks is None or k < dropout_blocks else 0.0
             decoders.append(
                 DecoderBlock(
                     spatial_dims,
-                    feats[depth] if i == depth - 1 else dec[i + 1],
+                    feats[i + 1],
                     feats[i],
-                    dec[i],
+                    feats[i],
                     n_convs=n,
                     up_kernel_size=down_kernel_size,
-                    up_channels=feats[i],
                     activation=up_act,
                     dropout=p,
                     **kw,
                 )
             )
         self.decoders = nn.ModuleList(decoders)
-        self.head = F.conv(spatial_dims, dec[0], c_out, kernel_size=1)
+        self.head = F.conv(spatial_dims, feats[0], c_out, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Translate ``x``.
