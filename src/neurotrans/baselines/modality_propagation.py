@@ -43,6 +43,76 @@ def _box_sum(a: np.ndarray, radius: int) -> np.ndarray:
     return a
 
 
+def _best_matches(
+    test: np.ndarray, library: list[np.ndarray], offsets: np.ndarray, r: int, s: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per library subject, the smallest mean squared patch difference and its offset index.
+
+    Args:
+        test: ``(C, *frame)``, the region R padded by ``r + s`` on every side.
+        library: the library subjects' inputs on the same frame.
+        offsets: ``(n, 3)`` search offsets (ties keep the earlier one).
+        r, s: patch and search radii.
+
+    Returns:
+        ``(N, *R)`` float32 distances and ``(N, *R)`` int16 offset indices.
+    """
+    size = tuple(n - 2 * (r + s) for n in test.shape[1:])
+    grown = tuple(n + 2 * r for n in size)
+    t = test[(slice(None), *(slice(s, s + g) for g in grown))]
+    norm = np.float32(1.0 / (test.shape[0] * (2 * r + 1) ** 3))
+    best_d = np.full((len(library), *size), np.inf, dtype=np.float32)
+    best_o = np.zeros((len(library), *size), dtype=np.int16)
+    for n, atlas in enumerate(library):
+        bd, bo = best_d[n], best_o[n]
+        for j, o in enumerate(offsets):
+            shifted = atlas[
+                (slice(None), *(slice(s + d, s + d + g) for d, g in zip(o, grown, strict=True)))
+            ]
+            d = _box_sum(np.square(t - shifted).sum(0), r) * norm
+            better = d < bd
+            np.copyto(bd, d, where=better)
+            bo[better] = j
+    return best_d, best_o
+
+
+def _fuse(
+    targets: np.ndarray, sel: np.ndarray, shift: np.ndarray, weights: np.ndarray, r: int, s: int
+) -> np.ndarray:
+    """Weighted average of the matched target patches over every voxel they cover.
+
+    Args:
+        targets: ``(N, *frame)`` library targets on the frame of :func:`_best_matches`.
+        sel: ``(k, *R)`` library subject of each kept match.
+        shift: ``(k, *R, 3)`` offset of each kept match.
+        weights: ``(k, *R)`` its weight.
+        r, s: patch and search radii.
+
+    Returns:
+        ``(*R - 2r)`` float32: the fused target on R shrunk by r (the mask's box).
+    """
+    size = sel.shape[1:]
+    margin = r + s
+    step = np.array([targets.shape[2] * targets.shape[3], targets.shape[3], 1], dtype=np.int64)
+    centre = sum(
+        (np.arange(n, dtype=np.int64) + margin).reshape([-1 if i == ax else 1 for i in range(3)])
+        * step[ax]
+        for ax, n in enumerate(size)
+    )
+    # flat index into the stacked targets of each match's centre voxel
+    base = sel * np.int64(targets[0].size) + centre + shift @ step
+    flat = targets.reshape(-1)
+    num = np.zeros(tuple(n + 2 * r for n in size), dtype=np.float32)
+    den = np.zeros_like(num)
+    w_sum = weights.sum(0)
+    for p in C.patch_offsets(r):
+        region = tuple(slice(r + a, r + a + n) for a, n in zip(p, size, strict=True))
+        num[region] += (weights * flat[base + p @ step]).sum(0)
+        den[region] += w_sum
+    inner = tuple(slice(2 * r, n) for n in size)
+    return num[inner] / den[inner]
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModalityPropagation:
     """Synthesis by patch matching against a library of co-registered training subjects.
@@ -122,71 +192,33 @@ class ModalityPropagation:
     def predict(self, inputs: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """Synthesise the target: ``inputs`` ``(C, X, Y, Z)`` on the library's grid, ``mask``
         bool ``(X, Y, Z)`` or ``None``; returns float32 ``(X, Y, Z)``, 0 outside the mask."""
-        lib_x, lib_y = self._fitted.get("inputs"), self._fitted.get("targets")
-        x = C.check_input(inputs, mask, n_channels=self.n_channels, shape=lib_x.shape[2:])
+        n_channels = self.n_channels
+        lib_x, lib_y = self._fitted["inputs"], self._fitted["targets"]
+        x = C.check_input(inputs, mask, n_channels=n_channels, shape=lib_x.shape[2:])
         m = C.as_mask(mask, x.shape[1:], "input")
         r, s = self.patch_radius, self.search_radius
-        # region R: the mask's box grown by r, whose patches cover every mask voxel
+        # region R: the mask's box grown by r, whose patches cover every mask voxel; the
+        # frame adds the search margin, repeating edge values beyond the volume
         nz = np.nonzero(m)
         lo = np.array([a.min() for a in nz]) - r
         hi = np.array([a.max() + 1 for a in nz]) + r
-        size = hi - lo
-        margin = r + s
-        test = _crop_edge(x, lo - margin, hi + margin)
+        frame = (lo - r - s, hi + r + s)
         offsets = C.patch_offsets(s)
         offsets = offsets[np.argsort(np.abs(offsets).sum(1), kind="stable")]  # centre wins ties
-        n_lib = lib_x.shape[0]
-        best_d = np.empty((n_lib, *size), dtype=np.float32)
-        best_o = np.empty((n_lib, *size), dtype=np.int16)
-        t = test[(slice(None), *(slice(s, s + n + 2 * r) for n in size))]
-        norm = np.float32(1.0 / (x.shape[0] * (2 * r + 1) ** 3))
-        for n in range(n_lib):
-            atlas = _crop_edge(lib_x[n], lo - margin, hi + margin)
-            bd, bo = best_d[n], best_o[n]
-            bd.fill(np.inf)
-            for j, (a, b, c) in enumerate(offsets):
-                shifted = atlas[:, s + a : s + a + size[0] + 2 * r, s + b : s + b + size[1] + 2 * r,
-                                s + c : s + c + size[2] + 2 * r]  # fmt: skip
-                diff2 = np.square(t - shifted).sum(0)
-                d = _box_sum(diff2, r) * norm
-                better = d < bd
-                np.copyto(bd, d, where=better)
-                bo[better] = j
-        k = min(self.n_neighbours, n_lib)
-        if k < n_lib:
-            sel = np.argpartition(best_d, k - 1, axis=0)[:k]
-            d_sel = np.take_along_axis(best_d, sel, 0)
-            o_sel = np.take_along_axis(best_o, sel, 0)
-        else:
-            sel = np.broadcast_to(np.arange(n_lib).reshape(-1, 1, 1, 1), best_d.shape)
-            d_sel, o_sel = best_d, best_o
-        w = np.exp(-d_sel / (d_sel.min(0) + _EPS)).astype(np.float32)
-        # flat index (in the stacked, cropped library targets) of each match's centre
-        lib_t = _crop_edge(lib_y, lo - margin, hi + margin)
-        step = np.array([lib_t.shape[2] * lib_t.shape[3], lib_t.shape[3], 1], dtype=np.int64)
-        grid = sum(
-            (np.arange(n, dtype=np.int64) + margin).reshape(
-                [-1 if i == ax else 1 for i in range(3)]
-            )
-            * step[ax]
-            for ax, n in enumerate(size)
+        best_d, best_o = _best_matches(
+            _crop_edge(x, *frame), [_crop_edge(a, *frame) for a in lib_x], offsets, r, s
         )
-        base = sel * np.int64(lib_t[0].size) + grid + (offsets @ step)[o_sel]
-        flat_t = lib_t.reshape(-1)
-        num = np.zeros(tuple(size + 2 * r), dtype=np.float32)
-        den = np.zeros_like(num)
-        w_sum = w.sum(0)
-        for a, b, c in C.patch_offsets(r):
-            vals = (w * flat_t[base + (a * step[0] + b * step[1] + c)]).sum(0)
-            region = (slice(r + a, r + a + size[0]), slice(r + b, r + b + size[1]),
-                      slice(r + c, r + c + size[2]))  # fmt: skip
-            num[region] += vals
-            den[region] += w_sum
-        # back to the volume: the box [lo + r, hi - r) is the mask's box, at 2r inside num
+        k = min(self.n_neighbours, len(lib_x))
+        if k < len(lib_x):
+            sel = np.argpartition(best_d, k - 1, axis=0)[:k]
+            best_d = np.take_along_axis(best_d, sel, 0)
+            best_o = np.take_along_axis(best_o, sel, 0)
+        else:
+            sel = np.broadcast_to(np.arange(k).reshape(-1, 1, 1, 1), best_d.shape)
+        weights = np.exp(-best_d / (best_d.min(0) + _EPS)).astype(np.float32)
+        fused = _fuse(_crop_edge(lib_y, *frame), sel, offsets[best_o], weights, r, s)
         out = np.zeros(x.shape[1:], dtype=np.float32)
-        box = tuple(slice(int(a) + r, int(b) - r) for a, b in zip(lo, hi, strict=True))
-        inner = tuple(slice(2 * r, 2 * r + int(n) - 2 * r) for n in size)
-        out[box] = num[inner] / den[inner]
+        out[tuple(slice(int(a) + r, int(b) - r) for a, b in zip(lo, hi, strict=True))] = fused
         out[~m] = 0.0
         return out
 
