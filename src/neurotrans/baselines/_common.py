@@ -7,6 +7,7 @@ by the caller (the thesis z-scores each sequence over the cohort).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -161,6 +162,12 @@ def to_numpy(t: Any, what: str) -> np.ndarray:
     if not isinstance(t, torch.Tensor):
         raise ValueError(f"state entry {what!r} must be a tensor, got {type(t).__name__}")
     return t.detach().cpu().numpy()
+
+
+def hyper_parameters(model: Any) -> dict[str, Any]:
+    """The constructor arguments of a baseline dataclass (not ``dataclasses.asdict``, which
+    would deep-copy the fitted model too)."""
+    return {f.name: getattr(model, f.name) for f in dataclasses.fields(model) if f.init}
 
 
 def check_state(state: Any, kind: str) -> dict[str, Any]:

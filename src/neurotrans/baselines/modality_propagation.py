@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -225,7 +225,7 @@ class ModalityPropagation:
     def state(self) -> dict[str, Any]:
         """The library as tensors and the parameters; ``torch.load(..., weights_only=True)``."""
         self.n_channels  # noqa: B018 (raises if not fitted)
-        params = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        params = C.hyper_parameters(self)
         return {"kind": KIND, "version": C.STATE_VERSION, "params": params,
                 "inputs": C.to_tensor(self._fitted["inputs"]),
                 "targets": C.to_tensor(self._fitted["targets"])}  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -140,7 +140,7 @@ class RandomForestBaseline:
 
         self.n_channels  # noqa: B018 (raises if not fitted)
         blob = sio.dumps(self._fitted["model"], compression=zipfile.ZIP_DEFLATED)
-        params = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        params = C.hyper_parameters(self)
         return {"kind": KIND, "version": C.STATE_VERSION, "params": params,
                 "n_channels": self.n_channels, "model": blob}  # fmt: skip
 

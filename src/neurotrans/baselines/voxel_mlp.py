@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -128,7 +128,7 @@ class VoxelMLPBaseline:
         """Plain values and tensors; loadable by ``torch.load(..., weights_only=True)``."""
         self.n_channels  # noqa: B018 (raises if not fitted)
         f = self._fitted
-        params = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        params = C.hyper_parameters(self)
         return {
             "kind": KIND, "version": C.STATE_VERSION, "params": params,
             "weights": [C.to_tensor(w) for w in f["weights"]],
