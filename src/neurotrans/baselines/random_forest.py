@@ -30,9 +30,9 @@ class RandomForestBaseline:
     fitting time grows as n log n and the stored model (about 2 n / min_samples_leaf nodes
     per tree) linearly. 50,000 voxels keep a 60-tree fit at a few minutes on 2 cores and
     the model at tens of MB (``benchmarks/baselines.py`` measures both).
-    ``max_features=1/3`` and ``min_samples_leaf=5`` are Breiman's regression defaults
-    (R's randomForest, which Jog et al. follow); the thesis states only the 60 trees and the
-    3x3x3 patches.
+    ``max_features=1/3`` and ``min_samples_leaf=5`` are the regression defaults of
+    Breiman and Cutler's randomForest (mtry = p/3, nodesize = 5); the thesis states only
+    the 60 trees and the 3x3x3 patches.
 
     Args:
         n_trees: trees in the forest (60 in the thesis).
