@@ -22,14 +22,12 @@ from neurotrans.networks.nets.unet import (
     unet_pix2pix,
     unet_sketcher,
 )
+from neurotrans.networks.nets.unet_presets_flair import unet_flair
 from neurotrans.networks.nets.unit import UNIT
 
 __all__ = [
-    "ESIT", "FCN", "CNN2Layer", "PatchDiscriminator", "UNet", "VoxelMLP",
-    "patchgan_receptive_field", "unet_esit", "unet_esit_paper", "unet_pix2pix", "unet_sketcher",
-    "MultiScaleDiscriminator", "ResnetGenerator", "UNIT",
-    "ESIT", "FCN", "CFSAGANGenerator", "CNN2Layer", "NoiseInput", "NonOverlappingPatchDiscriminator",
-    "PatchDiscriminator", "UNet", "VoxelMLP", "cfsagan_discriminator", "patch_classifier",
-    "patchgan_receptive_field", "split_patches", "unet_esit", "unet_pix2pix", "unet_sketcher",
-    "unet_sketcher_z",
+    "ESIT", "FCN", "UNIT", "CFSAGANGenerator", "CNN2Layer", "MultiScaleDiscriminator", "NoiseInput",
+    "NonOverlappingPatchDiscriminator", "PatchDiscriminator", "ResnetGenerator", "UNet", "VoxelMLP",
+    "cfsagan_discriminator", "patch_classifier", "patchgan_receptive_field", "split_patches", "unet_esit",
+    "unet_esit_paper", "unet_flair", "unet_pix2pix", "unet_sketcher", "unet_sketcher_z",
 ]  # fmt: skip
