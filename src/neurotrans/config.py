@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from neurotrans.plain import to_plain
+
 CONFIG_DIR = Path(__file__).resolve().parent / "experiments" / "configs"
 
 
@@ -321,21 +323,13 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (lists for tuples), safe for YAML and ``torch.load(weights_only=True)``."""
-        values = _plain(dataclasses.asdict(self))
+        values = to_plain(dataclasses.asdict(self))
         values["model"] = {"method": self.model.method, **values["model"]}
         return values
 
     def replace(self, overrides: Iterable[str] = ()) -> Config:
         """A copy with dotted ``key=value`` overrides applied."""
         return config_from_dict(apply_overrides(self.to_dict(), overrides))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _unknown(key: str, allowed: Iterable[str], where: str) -> ValueError:
@@ -429,7 +423,7 @@ def _model_section(values: Mapping[str, Any]) -> Any:
 
 def apply_overrides(values: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Apply ``a.b=value`` strings to a nested dict (values parsed by ``yaml.safe_load``)."""
-    values = _plain(values)
+    values = to_plain(values)
     for item in overrides or ():
         if "=" not in item:
             raise ValueError(f"override {item!r} is not of the form key=value (e.g. trainer.max_steps=100)")

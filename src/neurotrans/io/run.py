@@ -31,6 +31,7 @@ from typing import Any
 
 from neurotrans.errors import InputError
 from neurotrans.io.atomic import write_text_atomic
+from neurotrans.plain import to_plain
 
 REFERENCE_LABEL = "other_subjects"  # the pix2pix paper's "other subjects" reference, in every table
 PREDICTION_DESC = "neurotrans"
@@ -187,7 +188,7 @@ class RunInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (safe for JSON and ``torch.load(weights_only=True)``)."""
-        return _plain(dataclasses.asdict(self))
+        return to_plain(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], where: str | Path = "run info") -> RunInfo:
@@ -211,14 +212,6 @@ class RunInfo:
     @property
     def train_subjects(self) -> list[str]:
         return list(self.split.get("train", []))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,19 @@ References: "Demystifying T1-MRI to FDG-PET translation ... and the ESIT model"
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from neurotrans.methods.base import MethodConfig, ModelIO, build_net, check_network_name
-from neurotrans.methods.supervised import SupervisedMethod, check_reconstruction_loss, initialise
+from neurotrans.methods.base import ModelIO, build_net
+from neurotrans.methods.supervised import SupervisedConfig, SupervisedMethod, initialise
 
 ESIT_INPUTS = ("GM", "WM", "CSF", "coords")
 COORD_CHANNELS = 3
 
 
 @dataclass(frozen=True)
-class ESITConfig(MethodConfig):
-    """``model`` section of ``method: esit``.
+class ESITConfig(SupervisedConfig):
+    """``model`` section of ``method: esit``: the supervised config with the ESIT network.
 
     Args:
         generator: the ESIT network key (``esit``).
@@ -29,13 +29,6 @@ class ESITConfig(MethodConfig):
 
     method: ClassVar[str] = "esit"
     generator: str = "esit"
-    generator_args: dict[str, Any] = field(default_factory=dict)
-    loss: str = "l1"
-    init: str | None = None
-
-    def __post_init__(self) -> None:
-        check_network_name(self.generator, "model.generator")
-        check_reconstruction_loss(self.loss, "model.loss")
 
     def check_data(self, data: Any) -> None:
         check_esit_inputs(data.inputs)
