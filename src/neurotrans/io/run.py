@@ -252,7 +252,8 @@ class RunFolder:
 
     root: Path
 
-    TRAINING_ITEMS = ("checkpoints", "log.jsonl", "log.csv", "run.json", "config.yaml", ".lock")
+    # the lock file (``lock_file``) is no training output: --overwrite must never delete the lock it holds
+    TRAINING_ITEMS = ("checkpoints", "log.jsonl", "log.csv", "run.json", "config.yaml")
     DERIVED_ITEMS = ("predictions", "evaluation", "report", "summary.json")
 
     def __post_init__(self) -> None:
