@@ -90,13 +90,13 @@ def check_header(img: nib.spatialimages.SpatialImage, path: Path, max_voxels: in
         raise InputError(path, f"has a singular voxel-to-world affine (voxel sizes {np.round(norms, 4).tolist()} mm): "
                          "its voxels have no position in space", "fix the header's sform/qform (e.g. `fslorient`) "
                          "or re-export the image from the scanner's or converter's original")
-    if path.name.endswith(".nii") and hasattr(img.header, "get_data_offset"):
-        # a single-file NIfTI: the voxels follow the header (348 or 540 bytes + 4 of extension flag)
-        offset = int(img.header.get_data_offset())
-        first = int(img.header.sizeof_hdr) + 4
-        needed = max(offset, first) + n_voxels * dtype.itemsize
+    offset = getattr(img.dataobj, "offset", None)  # where nibabel will read the voxels from
+    if path.name.endswith(".nii") and isinstance(offset, int):
+        needed = offset + n_voxels * dtype.itemsize
         size = path.stat().st_size
-        if offset < first or size < needed:
+        # e.g. a header-only file: refused before reading (or mapping) anything; voxels said to start
+        # inside the header itself would be the header's bytes read as an image
+        if size < needed or offset < int(img.header.sizeof_hdr):
             raise InputError(path, f"is truncated or malformed: its header declares {n_voxels * dtype.itemsize} bytes "
                              f"of voxels from byte {offset}, the file holds {size} bytes", READ_FIX)
 
@@ -165,6 +165,9 @@ def save_volume(
     img.header.set_slope_inter(1.0, 0.0)
     img.header.set_qform(affine, code=1)
     img.header.set_sform(affine, code=1)
+    space, time = img.header.get_xyzt_units()
+    if space == "unknown":  # affines are in mm (nibabel's RAS+ convention): say so, as BIDS asks
+        img.header.set_xyzt_units("mm", None if time == "unknown" else time)
     with atomic_path(path) as tmp:
         # a fixed gzip mtime makes identical data give byte-identical files; level 6 is as small
         # as 9 on masked brain maps and about twice as fast to write
