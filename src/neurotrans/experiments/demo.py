@@ -89,6 +89,8 @@ def run_demo(out: str | Path, minutes: float = 3.0, subjects: int = 40, seed: in
     if subjects < 10:
         raise InputError(f"--subjects {subjects}", "too few subjects for a train/validation/test split",
                          "use at least 10 (40 by default)")
+    if not 0 < minutes < float("inf"):  # checked before minutes of simulation, not after
+        raise InputError(f"--minutes {minutes}", "is not a positive training time", "use e.g. --minutes 3")
     check_output_folder(out)
     with folder_lock(RunFolder(out).lock_file, what="neurotrans demo"):  # train re-enters it
         return _run_demo(out, minutes, subjects, seed, overwrite, progress)
