@@ -32,7 +32,7 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def check_output_file(path: str | Path, *, overwrite: bool = False, option: str = "--out",
-                      suffixes: tuple[str, ...] = ()) -> Path:
+                      suffixes: tuple[str, ...] = (), create_parent: bool = False) -> Path:
     """Refuse an output file path that cannot be written as asked.
 
     Args:
@@ -40,6 +40,9 @@ def check_output_file(path: str | Path, *, overwrite: bool = False, option: str 
         overwrite: an existing file may be replaced.
         option: the command-line option that named it (in the fix).
         suffixes: accepted endings (e.g. ``(".nii", ".nii.gz")``); empty: any.
+        create_parent: a missing folder will be created (its nearest existing parent must
+            be writable); otherwise it must exist, as for ``cp`` (a mistyped folder is
+            refused instead of silently created).
 
     Raises:
         InputError: a folder stands there, its folder is missing or read-only, a name with
@@ -52,12 +55,14 @@ def check_output_file(path: str | Path, *, overwrite: bool = False, option: str 
     if suffixes and not path.name.endswith(suffixes):
         raise InputError(path, f"does not end in {' or '.join(suffixes)}", f"give {option} a name ending in {suffixes[-1]}")
     parent = Path(os.path.abspath(path)).parent
-    if not parent.exists():
+    if create_parent:
+        check_output_folder(parent, option=option)
+    elif not parent.exists():
         raise InputError(path, f"its folder {parent} does not exist",
                          f"create the folder first (mkdir -p {parent}) or choose another {option}")
-    if not parent.is_dir():
+    elif not parent.is_dir():
         raise InputError(path, f"{parent} is a file, not a folder", f"choose another {option}")
-    if not _writable(parent):
+    elif not _writable(parent):
         raise InputError(parent, "is not writable", WRITE_FIX)
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise InputError(path, "already exists", f"pass --overwrite to replace it, or choose another {option}")
