@@ -135,3 +135,16 @@ def manifest_with(root: Path, name: str, rows: list[dict]) -> Path:
     path = root / name
     pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
     return path
+
+
+def run_cli(argv: list[str]) -> tuple[int, list[str], str]:
+    """``neurotrans.cli.main(argv)`` in-process: exit code, stderr lines, stdout."""
+    from neurotrans.cli import main
+
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, err.getvalue().splitlines(), out.getvalue()

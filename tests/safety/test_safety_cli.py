@@ -7,8 +7,6 @@ The cases run in-process through ``neurotrans.cli.main``; a few run as real subp
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 import sys
@@ -26,11 +24,10 @@ from conftest import (
     header_only,
     manifest_with,
     nifti,
+    run_cli,
     tiny_config,
     zero_affine,
 )
-
-from neurotrans.cli import main
 
 Case = Callable[[World, Path], list[str]]
 HEADER_ONLY = b"subject\tsession\tT1w\tFDG\n"
@@ -297,17 +294,6 @@ if not torch.cuda.is_available():
     CASES.append(("predict-cuda-without-gpu", lambda w, t: ["predict", "--checkpoint", str(w.checkpoint), "--device",
                                                             "cuda", "--input", str(w.t1()), "--out",
                                                             str(t / "p.nii.gz")], "cuda"))
-
-
-def run_cli(argv: list[str]) -> tuple[int, list[str], str]:
-    """``main(argv)`` in-process: exit code, stderr lines, stdout."""
-    err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, err.getvalue().splitlines(), out.getvalue()
 
 
 @pytest.mark.parametrize(("argv", "needle"), [pytest.param(build, needle, id=name) for name, build, needle in CASES])
