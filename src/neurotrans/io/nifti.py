@@ -81,7 +81,8 @@ def check_header(img: nib.spatialimages.SpatialImage, path: Path, max_voxels: in
         raise InputError(path, f"holds complex numbers ({dtype}); their imaginary part would be lost",
                          "save the magnitude (or the real part) as a real-valued image first")
     if dtype.kind not in "biuf":
-        raise InputError(path, f"holds {dtype} voxels (e.g. RGB), not one real value per voxel",
+        kind = f"{'/'.join(dtype.names)} (colour)" if dtype.names else str(dtype)
+        raise InputError(path, f"holds {kind} voxels, not one real value per voxel",
                          "convert it to a single-channel float or integer image")
     affine = np.asarray(img.affine, dtype=np.float64)
     norms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
