@@ -170,16 +170,17 @@ def save_volume(
     if space == "unknown":  # affines are in mm (nibabel's RAS+ convention): say so, as BIDS asks
         img.header.set_xyzt_units("mm", None if time == "unknown" else time)
     with atomic_path(path) as tmp:
-        # a fixed gzip mtime makes identical data give byte-identical files; level 6 is as small
-        # as 9 on masked brain maps and about twice as fast to write
-        if str(tmp).endswith(".gz"):
-            import gzip
-            raw = img.to_bytes()
-            with open(tmp, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", mtime=0, filename="",
-                                                      compresslevel=GZIP_LEVEL) as gz:
-                gz.write(raw)
-        else:
-            nib.save(img, str(tmp))
+        # one plain file object for both kinds, so that a full disk surfaces as OSError here; a fixed
+        # gzip mtime makes identical data give byte-identical files; level 6 is as small as 9 on
+        # masked brain maps and about twice as fast to write
+        raw = img.to_bytes()
+        with open(tmp, "wb") as fh:
+            if str(tmp).endswith(".gz"):
+                import gzip
+                with gzip.GzipFile(fileobj=fh, mode="wb", mtime=0, filename="", compresslevel=GZIP_LEVEL) as gz:
+                    gz.write(raw)
+            else:
+                fh.write(raw)
     return path
 
 

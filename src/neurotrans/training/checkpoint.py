@@ -47,6 +47,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     file is and where a good one comes from.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a checkpoint file", GOOD_CHECKPOINT)
     if not path.is_file():
         raise InputError(path, "checkpoint not found", "pass RUN/checkpoints/best.pt or last.pt of a trained run")
     try:
