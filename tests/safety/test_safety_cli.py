@@ -8,6 +8,7 @@ The cases run in-process through ``neurotrans.cli.main``; a few run as real subp
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -64,6 +65,28 @@ def _pickled(tmp: Path) -> Path:
 def _other_format(tmp: Path) -> Path:
     torch.save({"weights": torch.zeros(2)}, tmp / "other.pt")
     return tmp / "other.pt"
+
+
+def _edited(w: World, tmp: Path, edit: Callable[[dict], None], name: str = "edited.pt") -> Path:
+    """The world's checkpoint with ``edit`` applied to its payload (another model, another version)."""
+    from neurotrans.training.checkpoint import save_checkpoint
+
+    ckpt = torch.load(w.checkpoint, weights_only=True)
+    edit(ckpt)
+    return save_checkpoint(tmp / name, {k: v for k, v in ckpt.items() if k != "format"})
+
+
+def _wider(ckpt: dict) -> None:
+    state = ckpt["method_state"]
+    key = next(k for k, v in state.items() if v.ndim > 1)
+    state[key] = torch.zeros(*[n + 1 for n in state[key].shape])
+
+
+def _resume_from(w: World, tmp: Path, edit: Callable[[dict], None]) -> list[str]:
+    run = tmp / "run"
+    shutil.copytree(w.run, run)
+    _edited(w, run / "checkpoints", edit, "last.pt")
+    return ["train", str(w.config), "--out", str(run), "--resume", "--device", "cpu"]
 
 
 def _file(tmp: Path, name: str = "a_file", data: bytes = b"x") -> Path:
@@ -217,6 +240,21 @@ CASES: list[tuple[str, Case, str]] = [
                                                       str(w.t1()), "--out", str(t / "p.nii.gz")], "other.pt"),
     ("predict-checkpoint-is-manifest", lambda w, t: ["predict", "--checkpoint", str(w.manifest), "--input",
                                                      str(w.t1()), "--out", str(t / "p.nii.gz")], "manifest.tsv"),
+    ("predict-checkpoint-other-shapes", lambda w, t: _in(w, w.t1(), t / "p.nii.gz")[:2] + [
+        str(_edited(w, t, _wider))] + _in(w, w.t1(), t / "p.nii.gz")[3:], "do not fit"),
+    ("predict-checkpoint-older-version", lambda w, t: _in(w, w.t1(), t / "p.nii.gz")[:2] + [
+        str(_edited(w, t, lambda c: c["info"].pop("sampling")))] + _in(w, w.t1(), t / "p.nii.gz")[3:], "sampling"),
+    ("predict-checkpoint-no-info", lambda w, t: _in(w, w.t1(), t / "p.nii.gz")[:2] + [
+        str(_edited(w, t, lambda c: c.pop("info")))] + _in(w, w.t1(), t / "p.nii.gz")[3:], "run info"),
+    ("predict-checkpoint-info-not-mapping", lambda w, t: _in(w, w.t1(), t / "p.nii.gz")[:2] + [
+        str(_edited(w, t, lambda c: c.update(info=[1, 2])))] + _in(w, w.t1(), t / "p.nii.gz")[3:], "run info"),
+    ("predict-checkpoint-no-weights", lambda w, t: _in(w, w.t1(), t / "p.nii.gz")[:2] + [
+        str(_edited(w, t, lambda c: c.pop("method_state")))] + _in(w, w.t1(), t / "p.nii.gz")[3:], "edited.pt"),
+    ("train-resume-other-method", lambda w, t: _resume_from(w, t, lambda c: c["info"].update(method="pix2pix")),
+     "method 'pix2pix'"),
+    ("train-resume-other-shapes", lambda w, t: _resume_from(w, t, _wider), "does not fit"),
+    ("train-resume-no-optimiser", lambda w, t: _resume_from(w, t, lambda c: c.update(optimisers={})),
+     "does not fit"),
     ("predict-out-dir-for-input", lambda w, t: _in(w, w.t1(), _dir(t, "folder")), "folder: is a folder"),
     ("predict-out-file-for-manifest", lambda w, t: _predict(w, "--manifest", str(w.manifest), "--out",
                                                             str(_file(t))), "a_file"),
