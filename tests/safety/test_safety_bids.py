@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import World, run_cli
+from safety_world import World, run_cli
 
 from neurotrans.io.nifti import load_volume
 from neurotrans.io.run import PredictionFolder

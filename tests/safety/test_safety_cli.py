@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import (
+from safety_world import (
     AFFINE,
     SHAPE,
     World,
@@ -250,6 +250,8 @@ CASES: list[tuple[str, Case, str]] = [
         str(_edited(w, t, lambda c: c.update(info=[1, 2])))] + _in(w, w.t1(), t / "p.nii.gz")[3:], "run info"),
     ("predict-checkpoint-no-weights", lambda w, t: _in(w, w.t1(), t / "p.nii.gz")[:2] + [
         str(_edited(w, t, lambda c: c.pop("method_state")))] + _in(w, w.t1(), t / "p.nii.gz")[3:], "edited.pt"),
+    ("train-diverges", lambda w, t: ["train", str(w.config), "--out", str(t / "r"), "--set", "optim.lr=1e30",
+                                     "--device", "cpu"], "diverged"),
     ("train-resume-other-method", lambda w, t: _resume_from(w, t, lambda c: c["info"].update(method="pix2pix")),
      "method 'pix2pix'"),
     ("train-resume-other-shapes", lambda w, t: _resume_from(w, t, _wider), "does not fit"),

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import World, run_cli
+from safety_world import World, run_cli
 
 from neurotrans.errors import InputError
 from neurotrans.io import atomic

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import World, run_cli
+from safety_world import World, run_cli
 
 from neurotrans.errors import InputError
 from neurotrans.io.lock import folder_lock, read_holder

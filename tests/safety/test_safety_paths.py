@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import World, run_cli
+from safety_world import World, run_cli
 
 from neurotrans.io.atomic import write_text_atomic
 from neurotrans.io.nifti import save_volume

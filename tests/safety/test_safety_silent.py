@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import AFFINE, SHAPE, World, header_only, nifti
+from safety_world import AFFINE, SHAPE, World, header_only, nifti
 
 from neurotrans.data.check import check_manifest
 from neurotrans.data.grid import Grid, mni_grid

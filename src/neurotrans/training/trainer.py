@@ -299,7 +299,10 @@ class Trainer:
                 out = self.method.training_step(batch, group)
             loss = out["loss"]
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite {group} loss at step {self.state.step}: {float(loss)}")
+                # deterministic training diverges again from the same checkpoint: --resume is no fix
+                raise InputError(f"step {self.state.step}", f"the {group} loss became {float(loss.detach())} (training "
+                                 f"diverged)", f"lower optim.lr (now {self.optim_cfg.lr:g}) or check the inputs' "
+                                 "normalisation, then start again with --overwrite (resuming would diverge the same way)")
             self.scaler.scale(loss).backward()
             self.scaler.step(opt)
             for key, value in out.items():
