@@ -200,3 +200,23 @@ def test_existing_outputs_survive_a_refusal(world, tmp_path, argv):
     code, err, _ = run_cli(argv(world, run, tmp_path))
     assert code == 2 and len(err) == 1, err
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("broken", ["header-only", "missing", "complex"])
+def test_a_broken_input_in_the_last_row_stops_predict_before_any_output(world, tmp_path, broken):
+    import numpy as np
+    import pandas as pd
+    from safety_world import SHAPE, header_only, nifti
+
+    bad = {"header-only": lambda: header_only(tmp_path / "bad.nii", SHAPE),
+           "missing": lambda: tmp_path / "gone.nii.gz",
+           "complex": lambda: nifti(tmp_path / "bad.nii", np.ones(SHAPE, np.complex64))}[broken]()
+    # new subject ids (none of the run's test subjects): every row is predicted, the broken one last
+    rows = [{"subject": f"new{i}", "session": "1", "T1w": str(world.t1(i))} for i in range(5)]
+    rows.append({"subject": "new5", "session": "1", "T1w": str(bad)})
+    pd.DataFrame(rows).to_csv(tmp_path / "m.tsv", sep="\t", index=False)
+    out = tmp_path / "pred"
+    code, err, _ = run_cli(["predict", "--checkpoint", str(world.checkpoint), "--manifest", str(tmp_path / "m.tsv"),
+                            "--out", str(out), "--device", "cpu"])
+    assert code == 2 and len(err) == 1 and bad.name in err[0], err
+    assert not out.exists() or not any(out.rglob("*.nii.gz"))

@@ -257,7 +257,7 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
         the written paths.
     """
     from neurotrans.io.manifest import Manifest, read_manifest
-    from neurotrans.io.nifti import save_volume
+    from neurotrans.io.nifti import check_volume_file, save_volume
 
     if sum(x is not None for x in (inputs, manifest, bids)) != 1:
         raise InputError("predict", "give one source of inputs", "pass exactly one of --input, --manifest or --bids")
@@ -300,6 +300,13 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
     folder = PredictionFolder(out)
     paths = {i: folder.path(str(man.table.iloc[i]["subject"]), str(man.table.iloc[i]["session"]), info.target)
              for i in rows}  # every id is checked before anything is written
+    for i in rows:  # every input's header, before the first prediction is written
+        for c in images:
+            source = man.path(i, c)
+            if source is None:
+                raise InputError(man.source or man.root, f"row {man.key(i)} has no {c} image",
+                                 f"fill the {c} column for this row or leave the subject out")
+            check_volume_file(source)
     clash = [p for p in paths.values() if p.exists()]
     if clash and not overwrite:
         raise InputError(clash[0], f"already exists ({len(clash)} of the {len(paths)} outputs do)",

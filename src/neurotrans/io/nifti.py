@@ -102,6 +102,29 @@ def check_header(img: nib.spatialimages.SpatialImage, path: Path, max_voxels: in
                              f"of voxels from byte {offset}, the file holds {size} bytes", READ_FIX)
 
 
+def _open_image(path: Path) -> nib.spatialimages.SpatialImage:
+    if not path.exists():
+        raise InputError(path, "file not found", "check the path (paths in a manifest are relative to the manifest's folder)")
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a NIfTI file", "point to a .nii or .nii.gz file")
+    try:
+        return nib.load(str(path))
+    except (OSError, EOFError, zlib.error, ValueError, nib.filebasedimages.ImageFileError) as err:
+        raise InputError(path, f"cannot be read as NIfTI ({type(err).__name__}: {err})", READ_FIX) from None
+
+
+def check_volume_file(path: str | Path, *, max_voxels: int = MAX_VOXELS) -> tuple[int, ...]:
+    """Check a file as :func:`load_volume` would, from its header only (no voxel is read); returns its shape.
+
+    Commands that read many images call it on all of them first, so that a broken file
+    stops the command before any output is written.
+    """
+    path = Path(path)
+    img = _open_image(path)
+    check_header(img, path, max_voxels)
+    return tuple(int(d) for d in img.shape)
+
+
 def load_volume(path: str | Path, *, allow_nonfinite: bool = False, max_voxels: int = MAX_VOXELS) -> Volume:
     """Read a 3D NIfTI image as float32, keeping affine and header.
 
@@ -114,14 +137,7 @@ def load_volume(path: str | Path, *, allow_nonfinite: bool = False, max_voxels: 
         max_voxels: the largest image accepted (:data:`MAX_VOXELS`).
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file not found", "check the path (paths in a manifest are relative to the manifest's folder)")
-    if path.is_dir():
-        raise InputError(path, "is a folder, not a NIfTI file", "point to a .nii or .nii.gz file")
-    try:
-        img = nib.load(str(path))
-    except (OSError, EOFError, zlib.error, ValueError, nib.filebasedimages.ImageFileError) as err:
-        raise InputError(path, f"cannot be read as NIfTI ({type(err).__name__}: {err})", READ_FIX) from None
+    img = _open_image(path)
     check_header(img, path, max_voxels)
     try:
         data = np.asarray(img.dataobj, dtype=np.float32)
