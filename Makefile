@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEMO_OUT ?= demo_run
 DEMO_MINUTES ?= 3
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean bids-validator
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,11 @@ demo: setup
 test: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q -n 2
+
+# the BIDS validator (schema-based, run by deno; both npm packages, offline once installed) under the
+# git-ignored .tools/: tests/safety/test_safety_bids.py uses it when present
+bids-validator:
+	npm install --prefix .tools/bids-validator --no-audit --no-fund bids-validator@1.15.0 deno@2.9.6
 
 bench: setup
 	$(PY) benchmarks/data_loading.py

@@ -10,9 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from neurotrans import __version__
-from neurotrans.errors import InputError
+from neurotrans.errors import InputError, one_line
+from neurotrans.io.atomic import write_error
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -52,7 +54,7 @@ def _predict(args: argparse.Namespace) -> int:
     from neurotrans.inference.predict import predict_command
 
     predict_command(checkpoint=args.checkpoint, inputs=args.input, manifest=args.manifest, out=args.out,
-                    device=args.device, overwrite=args.overwrite, planes=args.planes)
+                    device=args.device, overwrite=args.overwrite, planes=args.planes, bids=args.bids)
     return 0
 
 
@@ -67,7 +69,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from neurotrans.report import build_report
 
-    path = build_report(args.run_dir, subjects=args.subjects)
+    path = build_report(args.run_dir, subjects=args.subjects, overwrite=args.overwrite)
     print(f"report: {path}")
     return 0
 
@@ -86,9 +88,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what is wrong and where the help is), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)}. Fix: see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `neurotrans` and its sub-commands."""
-    parser = argparse.ArgumentParser(prog="neurotrans", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="neurotrans", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"neurotrans {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -132,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=Path, nargs="+", default=None,
                    help="input volume(s), one per input sequence in the checkpoint's order")
     p.add_argument("--manifest", type=Path, default=None)
-    p.add_argument("--out", type=Path, required=True, help="output .nii.gz (with --input) or folder (with --manifest)")
+    p.add_argument("--bids", type=Path, default=None, help="a BIDS dataset to predict (instead of --manifest)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output .nii.gz (with --input) or folder (with --manifest or --bids)")
     p.add_argument("--device", default="auto")
     p.add_argument("--planes", default="trained", choices=["trained", "axial", "coronal", "sagittal", "all"],
                    help="slice models: the plane(s) predicted; 'trained' (default) predicts a three-plane model "
@@ -154,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write the HTML report of a run folder")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--subjects", nargs="*", default=None, help="subjects shown in the montages")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.set_defaults(func=_report)
 
     p = sub.add_parser("list", help="the methods, networks and packaged configs, with their papers")
@@ -177,6 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"neurotrans: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a write the library did not wrap (e.g. a log append on a full disk)
+        where = err.filename or "neurotrans"
+        print(f"neurotrans: error: {write_error(where, err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("neurotrans: interrupted; files already written are complete (atomic writes); "
+              "`train --resume` continues a training run", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

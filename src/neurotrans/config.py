@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -339,6 +340,9 @@ def _unknown(key: str, allowed: Iterable[str], where: str) -> ValueError:
     return ValueError(f"unknown config key {where}{key!r}; {hint}")
 
 
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """Coerce YAML values to the annotated type (lists -> tuples, ints -> floats)."""
     origin = typing.get_origin(hint)
@@ -366,6 +370,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ValueError(f"config key {where} must be a mapping, got {value!r}")
         return dict(value)
     if hint is float:
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string: `--set optim.lr=1e-4` is a number
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"config key {where} must be a number, got {value!r}")
         return float(value)

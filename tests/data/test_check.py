@@ -26,7 +26,8 @@ def _break(cohort: Manifest, tmp_path):
     root = cohort.root
     raw = gzip.decompress(cohort.path(0, "T1w").read_bytes())
     (root / "trunc.nii.gz").write_bytes(gzip.compress(raw[: len(raw) // 3]))
-    save_volume(root / "coarse.nii.gz", np.ones((10, 12, 10), np.float32), np.diag([6.0, 6, 6, 1]))
+    save_volume(root / "coarse.nii.gz", np.arange(1200, dtype=np.float32).reshape(10, 12, 10),
+                np.diag([6.0, 6, 6, 1]))
     fdg = load_volume(cohort.path(2, "FDG"))
     data = fdg.data.copy()
     data[1, 2, 3] = np.inf

@@ -86,12 +86,18 @@ def test_without_run_json_and_optional_files(make_run):
 def test_rebuild_with_chosen_subjects_replaces_montages(make_run):
     run = make_run()
     (run / "evaluation" / "regional.tsv").unlink()  # fewer figures: this test is about the montages
-    stale = run / "report" / "figures" / "montage_2_sub-07_M000.png"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"from an earlier build")
-    build_report(run, subjects=[TEST[1]])
+    build_report(run)
+    earlier = sorted(p.name for p in (run / "report" / "figures").glob("montage_*.png"))
+    assert len(earlier) == 3
+    mine = run / "report" / "figures" / "montage_2_sub-07_M000.png"  # a file the report did not write
+    mine.write_bytes(b"the user's own figure")
+    with pytest.raises(InputError, match=r"report\.html: already exists.*--overwrite"):
+        build_report(run, subjects=[TEST[1]])
+    build_report(run, subjects=[TEST[1]], overwrite=True)
     montages = sorted(p.name for p in (run / "report" / "figures").glob("montage_*.png"))
-    assert montages == [f"montage_1_{TEST[1]}_M000.png"]
+    # the earlier build's montages are replaced; the user's file is kept
+    assert montages == sorted([f"montage_1_{TEST[1]}_M000.png", mine.name])
+    assert mine.read_bytes() == b"the user's own figure"
 
 
 def test_choose_subjects(make_run):

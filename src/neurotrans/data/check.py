@@ -3,7 +3,9 @@
 Images of one subject/session must share a grid (they are fed to a network voxel by
 voxel); different subjects may lie on different grids (real data is resampled per
 subject or kept native). The ``lesions`` mask may be empty (healthy controls); every
-other mask must hold at least one voxel.
+other mask must hold at least one voxel; a modality image must not be constant (a blank
+export). The same-grid rule is :func:`neurotrans.data.grid.grid_mismatch`, shared with the
+preparation of training and prediction data.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from neurotrans.data.grid import Grid
+from neurotrans.data.grid import grid_mismatch
 from neurotrans.errors import InputError
 from neurotrans.io.manifest import Manifest, read_manifest
-from neurotrans.io.nifti import load_volume
+from neurotrans.io.nifti import Volume, load_volume
 from neurotrans.names import IMAGE_COLUMNS, MASKS
 
 # masks that may legitimately be empty (a healthy control has no lesion)
@@ -50,7 +52,7 @@ class CheckReport:
         n_rows = len(self.table)
         n_img = int(self.table["images"].sum()) if n_rows else 0
         verdict = (f"OK: {n_rows} subject/session rows, {n_img} images: all load, grids agree, "
-                   "no NaN/Inf, masks non-empty" if self.ok else
+                   "no NaN/Inf, no constant image, masks non-empty" if self.ok else
                    f"FAILED: {len(self.problems)} problem(s) in "
                    f"{int((self.table['status'] != 'ok').sum())} of {n_rows} rows (see above)")
         return "\n".join([*lines, "", verdict])
@@ -70,7 +72,7 @@ def image_columns(manifest: Manifest) -> list[str]:
 
 def _check_row(manifest: Manifest, i: int, columns: list[str]) -> tuple[dict, list[str]]:
     problems: list[str] = []
-    first: tuple[str, Grid] | None = None
+    first: Volume | None = None
     shapes, nonfinite, n_images, grid_ok, masks_ok = set(), 0, 0, True, True
     voxel = ""
     for c in columns:
@@ -83,21 +85,23 @@ def _check_row(manifest: Manifest, i: int, columns: list[str]) -> tuple[dict, li
         except InputError as err:
             problems.append(str(err))
             continue
-        grid = Grid(vol.shape, vol.affine)
         shapes.add("x".join(map(str, vol.shape)))
         if first is None:
-            first = (str(path), grid)
+            first = vol
             voxel = "x".join(f"{v:g}" for v in np.round(vol.voxel_size, 2))
-        elif grid != first[1]:
+        elif (mismatch := grid_mismatch(vol, first)) is not None:
             grid_ok = False
-            problems.append(str(InputError(path, f"is on a different grid ({vol.shape}, voxel "
-                                           f"{np.round(vol.voxel_size, 2).tolist()} mm) than {first[0]}",
-                                           "co-register the subject's images or resample them to one grid")))
+            problems.append(str(mismatch))
         bad = int((~np.isfinite(vol.data)).sum())
         if bad:
             nonfinite += bad
             problems.append(str(InputError(path, f"contains {bad} NaN/Inf voxels",
                                            "replace them (e.g. `fslmaths in -nan out`) or mask them out")))
+        elif c not in MASKS and vol.data.size and vol.data.min() == vol.data.max():
+            # a blank export (all zero) or a placeholder carries no image: training on it learns nothing
+            problems.append(str(InputError(path, f"is constant (every voxel {float(vol.data.flat[0]):g}): a blank "
+                                           "or placeholder image", "replace it with the real image or leave the cell "
+                                           "empty")))
         if c in MASKS and c not in MAY_BE_EMPTY and not (vol.data > 0.5).any():
             masks_ok = False
             problems.append(str(InputError(path, f"{c} mask is empty (no voxel above 0.5)",

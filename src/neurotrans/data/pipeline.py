@@ -45,8 +45,14 @@ def split_subjects(manifest: Manifest, split: SplitConfig) -> dict[str, list[str
     subjects = manifest.subjects
     where = manifest.source or manifest.root
     if split.kind == "fixed":
-        return fixed_split(manifest, test_fraction=split.test_fraction, val_fraction=split.val_fraction,
-                           group=split.stratify, seed=split.seed).to_dict()
+        try:
+            return fixed_split(manifest, test_fraction=split.test_fraction, val_fraction=split.val_fraction,
+                               group=split.stratify, seed=split.seed).to_dict()
+        except ValueError as err:  # too few subjects (or groups) for the fractions: the data's fault, one line
+            if isinstance(err, InputError):
+                raise
+            raise InputError(where, str(err), "use more subjects, or smaller split.test_fraction and "
+                             "split.val_fraction") from None
     if split.kind == "kfold":
         if len(subjects) < split.folds:
             raise InputError(where, f"has {len(subjects)} subjects, fewer than split.folds={split.folds}",

@@ -24,7 +24,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from neurotrans.data.grid import Grid
+from neurotrans.data.grid import Grid, grid_mismatch
 from neurotrans.data.normalize import default_normalisation, fit_normaliser, normaliser_from_dict
 from neurotrans.data.resample import resample_to_grid
 from neurotrans.errors import InputError
@@ -131,8 +131,10 @@ def prepare_subject(
         i: row index.
         inputs: input columns in channel order (``"coords"`` adds 3 coordinate channels).
         target: target column, or ``None`` for prediction only.
-        grid: working grid; ``None`` keeps the subject's native grid (all images must
-            then share it). Images are resampled trilinearly, masks by nearest neighbour.
+        grid: working grid; ``None`` keeps the subject's native grid. All images of the
+            row must share one grid either way (:func:`~neurotrans.data.grid.grid_mismatch`,
+            the rule of ``data check``); they are resampled onto ``grid`` trilinearly, masks
+            by nearest neighbour.
         normalisation: per column a spec (``"minmax"``, ``"zscore:mask"``, ``"suvr:pons"``...;
             see :mod:`neurotrans.data.normalize`); absent columns get
             :func:`default_normalisation` (min-max for MRI, SUVR pons for PET).
@@ -163,17 +165,13 @@ def prepare_subject(
                          "add at least one image column to the inputs")
     first = loaded[images[0]] if images else next(iter(loaded.values()))
     reference = GridReference(tuple(first.shape), first.affine.copy(), first.header)  # type: ignore[arg-type]
-    if grid is None:
-        ref_grid = _grid_of(first)
-        for vol in [*loaded.values(), *([mask_vol] if mask_vol is not None else [])]:
-            if _grid_of(vol) != ref_grid:
-                raise InputError(vol.path or "image", f"is on a different grid ({vol.shape}, voxel "
-                                 f"{np.round(vol.voxel_size, 3).tolist()} mm) than {first.path} ({first.shape})",
-                                 "co-register the images, or pass a working grid (e.g. grid=mni_grid(1.5)) "
-                                 "to resample them")
-        work = ref_grid
-    else:
-        work = grid
+    aux_vols = [_require(manifest, i, c) for c in aux]
+    # one rule with `data check`, whether or not a working grid follows: resampling by world
+    # coordinates would silently combine misregistered images
+    for vol in [*loaded.values(), *([mask_vol] if mask_vol is not None else []), *aux_vols]:
+        if (mismatch := grid_mismatch(vol, first)) is not None:
+            raise mismatch
+    work = _grid_of(first) if grid is None else grid
 
     def on_grid(vol: Volume, order: int) -> np.ndarray:
         return resample_to_grid(vol.data, vol.affine, work, order=order)
@@ -216,7 +214,7 @@ def prepare_subject(
         target_arr = norm.apply(arrays[target])[None]
     aux_arr = None
     if aux:
-        aux_arr = np.stack([on_grid(_require(manifest, i, c), 0) > 0.5 for c in aux]).astype(np.float32)
+        aux_arr = np.stack([on_grid(v, 0) > 0.5 for v in aux_vols]).astype(np.float32)
     covariates = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()
                   if k not in manifest.image_columns and k not in ("subject", "session")
                   and not str(v).endswith((".nii", ".nii.gz"))}

@@ -16,12 +16,13 @@ other-subjects reference of its Table 1).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from neurotrans.errors import InputError
 from neurotrans.io.atomic import write_text_atomic
+from neurotrans.io.lock import folder_lock
+from neurotrans.io.outputs import check_output_folder, remove_outputs
 from neurotrans.io.run import REFERENCE_LABEL, RunFolder
 
 DEMO_CONFIG = "pix2pix_axial_fdg"
@@ -84,6 +85,18 @@ def run_demo(out: str | Path, minutes: float = 3.0, subjects: int = 40, seed: in
         seed: seeds the cohort, the split and the training.
         overwrite: replace a previous demo in ``out``.
     """
+    out = Path(out)
+    if subjects < 10:
+        raise InputError(f"--subjects {subjects}", "too few subjects for a train/validation/test split",
+                         "use at least 10 (40 by default)")
+    if not 0 < minutes < float("inf"):  # checked before minutes of simulation, not after
+        raise InputError(f"--minutes {minutes}", "is not a positive training time", "use e.g. --minutes 3")
+    check_output_folder(out)
+    with folder_lock(RunFolder(out).lock_file, what="neurotrans demo"):  # train re-enters it
+        return _run_demo(out, minutes, subjects, seed, overwrite, progress)
+
+
+def _run_demo(out: Path, minutes: float, subjects: int, seed: int, overwrite: bool, progress: bool) -> dict[str, Any]:
     import torch
 
     from neurotrans.inference.predict import predict_command, prediction_label
@@ -92,15 +105,10 @@ def run_demo(out: str | Path, minutes: float = 3.0, subjects: int = 40, seed: in
     from neurotrans.report import build_report
     from neurotrans.training.run import train_from_config
 
-    out = Path(out)
-    if subjects < 10:
-        raise InputError(f"--subjects {subjects}", "too few subjects for a train/validation/test split",
-                         "use at least 10 (40 by default)")
-    existing = [out / n for n in OUT_ITEMS if (out / n).exists()]
+    existing = [out / n for n in OUT_ITEMS if (out / n).exists() or (out / n).is_symlink()]
     if existing and not overwrite:
         raise InputError(out, "already holds a demo run", "pass --overwrite or choose another --out")
-    for path in existing:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    remove_outputs(existing)
     torch.set_num_threads(demo_threads())
 
     simulate_cohort("fdg", out / "cohort", n_subjects=subjects, voxel_size=3.0, seed=seed, progress=progress)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import torch
 from neurotrans import __version__
 from neurotrans.errors import InputError
 from neurotrans.io.atomic import write_text_atomic
+from neurotrans.io.outputs import check_output_file, check_output_folder
 from neurotrans.io.run import PredictionFolder, RunInfo
 from neurotrans.methods.base import Method
 from neurotrans.training.checkpoint import load_checkpoint
@@ -43,6 +45,7 @@ from neurotrans.training.trainer import resolve_device
 # targets whose normalised values are already the reported unit
 UNIT_PRESERVING = ("suvr", "none")
 PLANE_OPTIONS = ("trained", "axial", "coronal", "sagittal", "all")
+TRACERS = {"FDG": "F18", "PIB": "C11"}  # BIDS-PET TracerRadionuclide of each predicted tracer
 
 
 @torch.no_grad()
@@ -114,6 +117,8 @@ def load_trained(checkpoint: str | Path, device: str | torch.device = "cpu") -> 
     if "info" not in ckpt:
         raise InputError(checkpoint, "holds no run info (written by an older neurotrans)",
                          "retrain the model with this version")
+    if not isinstance(ckpt["info"], dict):
+        raise InputError(checkpoint, "holds a run info that is not a mapping", "retrain the model with this version")
     info = RunInfo.from_dict(ckpt["info"], checkpoint)
     try:
         cfg = config_from_dict(info.config)
@@ -122,7 +127,7 @@ def load_trained(checkpoint: str | Path, device: str | torch.device = "cpu") -> 
     method = build_from_config(cfg)
     try:
         method.load_state_dict(ckpt["method_state"])  # type: ignore[attr-defined]
-    except RuntimeError as err:
+    except (RuntimeError, KeyError, TypeError) as err:
         raise InputError(checkpoint, f"its weights do not fit the network its config describes ({err})",
                          "retrain with this version") from None
     return method.to(device).eval(), info  # type: ignore[attr-defined]
@@ -233,7 +238,7 @@ def prediction_label(info: RunInfo, planes: str = "trained") -> str:
 def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None = None,
                     manifest: str | Path | None = None, out: str | Path = "predictions", device: str = "auto",
                     overwrite: bool = False, subjects: Sequence[str] | None = None,
-                    planes: str = "trained") -> list[Path]:
+                    planes: str = "trained", bids: str | Path | None = None) -> list[Path]:
     """``neurotrans predict``: write predicted volumes as NIfTI.
 
     Args:
@@ -241,7 +246,9 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
         inputs: one file per input sequence, in the checkpoint's order -> ``out`` is a file.
         manifest: a cohort -> ``out`` is a BIDS-derivatives folder; rows: ``subjects`` if
             given, else the run's test subjects found in the manifest, else all rows.
-        out: output file or folder.
+        bids: a BIDS dataset, read as ``neurotrans data manifest bids`` would (instead of
+            ``manifest``).
+        out: output file or folder (checked before any work).
         device: ``auto``, ``cpu`` or ``cuda``.
         overwrite: replace existing outputs.
         planes: slice models: ``trained`` (default), one plane, or ``all`` (plane-averaged).
@@ -250,12 +257,17 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
         the written paths.
     """
     from neurotrans.io.manifest import Manifest, read_manifest
-    from neurotrans.io.nifti import save_volume
+    from neurotrans.io.nifti import check_volume_file, save_volume
 
-    if (inputs is None) == (manifest is None):
-        raise InputError("predict", "give either --input files or --manifest", "pass exactly one of the two")
+    if sum(x is not None for x in (inputs, manifest, bids)) != 1:
+        raise InputError("predict", "give one source of inputs", "pass exactly one of --input, --manifest or --bids")
     if planes not in PLANE_OPTIONS:
         raise InputError(f"--planes {planes}", "is not a plane option", f"choose one of {', '.join(PLANE_OPTIONS)}")
+    out = Path(out)
+    if inputs is not None:  # the output path is checked before the checkpoint is even read
+        check_output_file(out, overwrite=overwrite, suffixes=(".nii", ".nii.gz"))
+    else:
+        check_output_folder(out)
     try:
         dev = resolve_device(device)
     except ValueError as err:
@@ -264,7 +276,6 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
     if info.sampling["kind"] == "slices":
         planes_for(info, planes)  # refuse a bad --planes before any work
     images = [c for c in info.inputs if c != "coords"]
-    out = Path(out)
     if inputs is not None:
         inputs = [Path(p) for p in inputs]
         if len(inputs) != len(images):
@@ -273,33 +284,46 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
         for p in inputs:
             if not p.is_file():
                 raise InputError(p, "input file not found", "check the path")
-        if not out.name.endswith((".nii", ".nii.gz")):
-            raise InputError(out, "is not a NIfTI file name", "give --out a name ending in .nii.gz")
-        if out.exists() and not overwrite:
-            raise InputError(out, "already exists", "pass --overwrite or another --out")
         table = pd.DataFrame([{"subject": "input", "session": "1", **{c: str(p.resolve())
                                                                       for c, p in zip(images, inputs, strict=True)}}])
         subject = prepare_for_prediction(Manifest(table, Path.cwd()), 0, info)
         data = predict_subject(method, info, subject, device=dev, planes=planes)
         save_volume(out, data, subject.reference.affine, subject.reference.header, overwrite=overwrite)
         return [out]
-    man = read_manifest(manifest)  # type: ignore[arg-type]
+    if bids is not None:
+        from neurotrans.io.builders import scan_manifest
+
+        man = scan_manifest("bids", bids)
+    else:
+        man = read_manifest(manifest)  # type: ignore[arg-type]
     rows = _rows(man, info, subjects)
     folder = PredictionFolder(out)
     paths = {i: folder.path(str(man.table.iloc[i]["subject"]), str(man.table.iloc[i]["session"]), info.target)
              for i in rows}  # every id is checked before anything is written
+    for i in rows:  # every input's header, before the first prediction is written
+        for c in images:
+            source = man.path(i, c)
+            if source is None:
+                raise InputError(man.source or man.root, f"row {man.key(i)} has no {c} image",
+                                 f"fill the {c} column for this row or leave the subject out")
+            check_volume_file(source)
     clash = [p for p in paths.values() if p.exists()]
     if clash and not overwrite:
         raise InputError(clash[0], f"already exists ({len(clash)} of the {len(paths)} outputs do)",
                          "pass --overwrite or another --out")
     sha = file_sha256(checkpoint)
     label = prediction_label(info, planes)
+    sources = SourceLinks.of([man.path(i, c) for i in rows for c in images], folder.root)
     folder.root.mkdir(parents=True, exist_ok=True)
     folder.write_description({"Name": "neurotrans", "Version": __version__,
                               "Description": f"{label}: {info.target} predicted from {', '.join(info.inputs)}"},
-                             {"neurotrans": {"label": label, "method": info.method, "target": info.target,
+                             {"SourceDatasets": [{"URL": sources.location}], "DatasetLinks": sources.links(),
+                              "neurotrans": {"label": label, "method": info.method, "target": info.target,
                                              "units": info.units, "planes": planes,
                                              "checkpoint_sha256": sha, "simulated": info.simulated}})
+    readme = folder.root / "README"
+    if not readme.exists() or overwrite:
+        write_text_atomic(readme, _readme(info, label))
     written = []
     from tqdm.auto import tqdm
 
@@ -307,13 +331,83 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
         subject = prepare_for_prediction(man, i, info)
         data = predict_subject(method, info, subject, device=dev, planes=planes)
         path = save_volume(paths[i], data, subject.reference.affine, subject.reference.header, overwrite=overwrite)
-        sidecar = {"Sources": [str(man.path(i, c)) for c in images], "neurotrans": {
-            "method": info.method, "label": label, "checkpoint_sha256": sha, "version": __version__,
-            "inputs": list(info.inputs), "target": info.target, "units": info.units, "planes": planes,
-            "simulated": info.simulated}}
-        write_text_atomic(folder.sidecar(path), json.dumps(sidecar, indent=2) + "\n")
+        used = [sources.uri(man.path(i, c)) for c in images]
+        write_text_atomic(folder.sidecar(path), json.dumps(prediction_sidecar(info, label, planes, sha, used,
+                                                                              bool(subject.mask is not None)),
+                                                           indent=2) + "\n")
         written.append(path)
     return written
+
+
+def prediction_sidecar(info: RunInfo, label: str, planes: str, sha: str, sources: list[str],
+                       masked: bool) -> dict[str, Any]:
+    """The JSON sidecar of one predicted image: BIDS-derivatives fields, then neurotrans' own.
+
+    ``Sources`` and ``SpatialReference`` are BIDS URIs of the input images (the prediction
+    lies on the first input's grid). For a PET target, the facts BIDS-PET asks for that hold
+    for a synthetic image are given (tracer, radionuclide, units, skull stripping); the
+    acquisition fields (injection, scanner, reconstruction, timing) are left out: there
+    was no acquisition. neurotrans' own fields sit under one ``neurotrans`` key.
+    """
+    sidecar: dict[str, Any] = {
+        "Description": f"{info.target} synthesised by neurotrans ({label}, method {info.method}) from "
+                       f"{', '.join(info.inputs)}; a model prediction, not a measured image",
+        "Sources": sources, "SpatialReference": sources[0] if sources else None}
+    if info.target in TRACERS:
+        sidecar |= {"TracerName": info.target, "TracerRadionuclide": TRACERS[info.target], "Units": info.units,
+                    "SkullStripped": masked}
+    sidecar = {k: v for k, v in sidecar.items() if v is not None}
+    sidecar["neurotrans"] = {
+        "method": info.method, "label": label, "checkpoint_sha256": sha, "version": __version__,
+        "inputs": list(info.inputs), "target": info.target, "units": info.units, "planes": planes,
+        "simulated": info.simulated}
+    return sidecar
+
+
+def _readme(info: RunInfo, label: str) -> str:
+    lines = [f"neurotrans predictions: {info.target} synthesised from {', '.join(info.inputs)} by {label} "
+             f"(method {info.method}, neurotrans {__version__}).", "",
+             "A BIDS-derivatives dataset: each image lies on its first input's grid, in the units its sidecar "
+             "names; the sidecars' Sources point to the inputs (DatasetLinks in dataset_description.json).",
+             "These are model predictions, not measured images."]
+    if info.simulated:
+        lines.append("The model was trained on a simulated cohort.")
+    return "\n".join(lines) + "\n"
+
+
+class SourceLinks:
+    """BIDS URIs (``bids:inputs:<path>``) for the input images, linked from the prediction folder.
+
+    One ``DatasetLinks`` entry, ``inputs``, names the folder holding every input (their
+    common parent), as a path relative to the prediction folder when one exists, else a
+    ``file://`` URI.
+
+    Args:
+        base: the common folder of the inputs.
+        location: how the prediction folder reaches it.
+    """
+
+    NAME = "inputs"
+
+    def __init__(self, base: Path, location: str) -> None:
+        self.base, self.location = base, location
+
+    @classmethod
+    def of(cls, paths: Sequence[Path | None], root: Path) -> SourceLinks:
+        files = [os.path.abspath(p) for p in paths if p is not None]
+        base = Path(os.path.commonpath([os.path.dirname(f) for f in files])) if files else Path(os.path.abspath(root))
+        try:
+            location = Path(os.path.relpath(base, os.path.abspath(root))).as_posix()
+        except ValueError:  # another drive (Windows)
+            location = base.as_uri()
+        return cls(base, location)
+
+    def links(self) -> dict[str, str]:
+        return {self.NAME: self.location}
+
+    def uri(self, path: Path | None) -> str:
+        rel = Path(os.path.relpath(os.path.abspath(path), self.base)).as_posix() if path is not None else ""
+        return f"bids:{self.NAME}:{rel}"
 
 
 def _rows(man: Any, info: RunInfo, subjects: Sequence[str] | None) -> list[int]:

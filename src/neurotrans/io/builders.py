@@ -37,6 +37,7 @@ import pandas as pd
 
 from neurotrans.errors import InputError
 from neurotrans.io.manifest import Manifest, write_manifest
+from neurotrans.io.outputs import check_output_file
 from neurotrans.names import IMAGE_COLUMNS
 
 DEFAULT_PATTERN = "**/{subject}/{modality}.nii.gz"
@@ -201,21 +202,40 @@ def build_manifest(kind: str, root: str | Path, out: str | Path, *, pattern: str
     Returns:
         the written :class:`Manifest`.
     """
-    from neurotrans.names import check_name
-
-    check_name(kind, KINDS, "manifest kind")
     root, out = Path(root), Path(out)
     if out.is_dir():
         out = out / "manifest.tsv"
-    if out.exists() and not overwrite:
-        raise InputError(out, "already exists and would be overwritten",
-                         "choose another --out or pass --overwrite")
+    check_output_file(out, overwrite=overwrite, create_parent=True)
+    out_dir = out.parent if out.parent != Path("") else Path(".")
+    manifest = scan_manifest(kind, root, out_dir, pattern=pattern)
+    manifest = Manifest(manifest.table, manifest.root, out)
+    write_manifest(manifest, out)
+    return manifest
+
+
+def scan_manifest(kind: str, root: str | Path, base: str | Path | None = None, *,
+                  pattern: str | None = None) -> Manifest:
+    """Scan ``root`` into a manifest without writing it (``predict --bids`` reads a dataset this way).
+
+    Args:
+        kind: ``"folder"``, ``"bids"`` or ``"caps"``.
+        root: the folder to scan.
+        base: the folder image paths are made relative to (default ``root``).
+        pattern: folder kind only: naming pattern (default ``**/{subject}/{modality}.nii.gz``).
+
+    Returns:
+        a :class:`Manifest` whose ``source`` is ``root`` (named in errors).
+    """
+    from neurotrans.names import check_name
+
+    check_name(kind, KINDS, "manifest kind")
+    root = Path(root)
+    out_dir = Path(base) if base is not None else root
     if not root.is_dir():
         raise InputError(root, "folder not found", "pass the folder that holds the images")
     if pattern is not None and kind != "folder":
         raise InputError(pattern, f"a naming pattern applies to the folder kind, not {kind}",
                          "drop --pattern or use kind 'folder'")
-    out_dir = out.parent if out.parent != Path("") else Path(".")
     if kind == "folder":
         table = _table(_folder_entries(root, pattern or DEFAULT_PATTERN), out_dir)
         participants = root / "participants.tsv"
@@ -233,6 +253,4 @@ def build_manifest(kind: str, root: str | Path, out: str | Path, *, pattern: str
         raise InputError(root, f"no image matches the {hint}",
                          "check the folder and the pattern (e.g. '**/{subject}/{modality}.nii.gz')")
     table = _merge_participants(table, participants)
-    manifest = Manifest(table, out_dir.resolve(), out)
-    write_manifest(manifest, out)
-    return manifest
+    return Manifest(table, out_dir.resolve(), root)

@@ -106,6 +106,13 @@ def read_manifest(path: str | Path) -> Manifest:
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise InputError(path, f"cannot be parsed as a tab-separated table ({err})",
                          "save it as UTF-8 TSV with a header row") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(path, "is empty (not even a header row)",
+                         "build it with `neurotrans data manifest` or write a header row and one row per subject") from None
+    if table.empty:
+        # every command would do nothing (or fail later in a less clear way): refuse the file itself
+        raise InputError(path, "has a header row but no subject row",
+                         "add one row per subject and session (or build it with `neurotrans data manifest`)")
     return Manifest(table, path.parent.resolve(), path)
 
 

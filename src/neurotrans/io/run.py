@@ -105,8 +105,9 @@ class PredictionFolder:
         """Refuse any path that would land outside the folder."""
         root = self.root.resolve()
         if root != path.resolve() and root not in path.resolve().parents:
-            raise InputError(path, f"lies outside the output folder {self.root}",
-                             "use subject and session ids that are BIDS labels")
+            # only a symlink inside the folder can get here (ids are BIDS labels): never write through it
+            raise InputError(path, f"lies outside the output folder {self.root} (through a symlink)",
+                             "remove the symlinks inside the output folder, or choose another --out")
 
     def scan(self, target: str) -> list[Path]:
         """Every prediction of ``target`` in the folder (to find files without a manifest row)."""
@@ -245,7 +246,8 @@ class RunFolder:
 
     root: Path
 
-    TRAINING_ITEMS = ("checkpoints", "log.jsonl", "log.csv", "run.json", "config.yaml", ".lock")
+    # the lock file (``lock_file``) is no training output: --overwrite must never delete the lock it holds
+    TRAINING_ITEMS = ("checkpoints", "log.jsonl", "log.csv", "run.json", "config.yaml")
     DERIVED_ITEMS = ("predictions", "evaluation", "report", "summary.json")
 
     def __post_init__(self) -> None:

@@ -26,6 +26,7 @@ from neurotrans.analysis.regional import regional_summary
 from neurotrans.errors import InputError
 from neurotrans.io.atomic import write_text_atomic
 from neurotrans.io.manifest import Manifest, read_manifest
+from neurotrans.io.outputs import check_output_folder
 from neurotrans.io.run import REFERENCE_LABEL, PredictionFolder, RunFolder, RunInfo
 from neurotrans.metrics.conventions import evaluation_conventions
 from neurotrans.metrics.evaluate_ms import MS_COLUMNS, MSEvaluation, evaluate_ms, format_ms
@@ -251,6 +252,7 @@ def evaluate_command(pred_dir: str | Path, manifest: str | Path, target: str, ma
     if existing and not overwrite:
         raise InputError(out, f"already holds evaluation results ({', '.join(existing[:3])})",
                          "choose another --out or pass --overwrite")
+    check_output_folder(out)  # before the (long) evaluation, not after it
     result = evaluate(pred_dir, read_manifest(manifest), target, mask=mask, train_subjects=train_subjects)
     write_evaluation(out, result)
     print_summary(result)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from neurotrans.analysis.stats import paired_tests
+from neurotrans.errors import InputError
 from neurotrans.metrics import image as im
 from neurotrans.metrics.pairing import ImagePair
 
@@ -101,7 +102,13 @@ def image_metrics_table(pairs: Sequence[ImagePair], method: str, pet: bool) -> p
     rows = []
     for p in pairs:
         info = {"subject": p.subject, "session": p.session, "group": p.group or "", "method": method}
-        rows += [{**info, **r} for r in pair_metrics(p.prediction, p.target.data, p.mask, pet)]
+        try:
+            rows += [{**info, **r} for r in pair_metrics(p.prediction, p.target.data, p.mask, pet)]
+        except ValueError as err:  # e.g. an image smaller than the SSIM window: the images are at fault
+            if isinstance(err, InputError):
+                raise
+            raise InputError(p.target.path or p.subject, f"cannot be scored ({err})",
+                             "evaluate whole images (at least 11 voxels along each axis)") from None
     return per_subject_table(rows, with_group=any(p.group is not None for p in pairs))
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import os
-from concurrent.futures import ProcessPoolExecutor
+import signal
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from neurotrans.errors import InputError
 from neurotrans.io.atomic import write_text_atomic
 from neurotrans.io.manifest import read_manifest, write_manifest
 from neurotrans.io.nifti import save_volume
+from neurotrans.io.outputs import check_output_folder
 from neurotrans.names import COHORTS, IMAGE_COLUMNS, check_name
 from neurotrans.phantom.anatomy import Template, load_template
 from neurotrans.phantom.mri import STRUCTURAL
@@ -29,6 +33,7 @@ MASK_SUFFIX = {"brainmask": "desc-brain_mask", "GM": "label-GM_probseg", "WM": "
                "CSF_true": "label-CSF_desc-truth_probseg"}
 BINARY = ("brainmask", "lesions", "NAWM")
 DERIVATIVES = Path("derivatives") / "phantom"
+VOXEL_RANGE_MM = (0.5, 10.0)  # finer grids exceed memory (0.5 mm: 361x433x361), coarser ones hold no anatomy
 
 
 @dataclass(frozen=True)
@@ -68,12 +73,13 @@ def _image_path(subject: str, session: str, column: str) -> Path:
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a folder", "choose a folder path for --out")
     held = [n for n in ("manifest.tsv", "participants.tsv") if (out / n).exists()]
     if held and not overwrite:
         raise InputError(out, f"already holds a cohort ({', '.join(held)})",
                          "pass --overwrite (overwrite=True) to replace it, or choose another output folder")
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a folder", "choose a folder path for --out")
+    check_output_folder(out)
     if overwrite and (out / "manifest.tsv").exists():
         # remove the previous cohort's images (only files its manifest lists inside `out`)
         try:
@@ -163,6 +169,23 @@ def _simulate_and_write(job: _Job) -> tuple[dict, list[dict], int]:
     return {"subject": subject, **sim.participant}, rows, n_images
 
 
+def _worker_init(parent: int) -> None:
+    """Set up a worker: Ctrl-C is the parent's to handle, and the worker ends when the parent is gone.
+
+    A parent killed by SIGTERM or SIGKILL runs no clean-up, and a worker waiting for its
+    next job would wait forever, writing what it had started: a watchdog thread ends the
+    worker as soon as it has been orphaned (its temp files are swept by the next write).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="orphan-watchdog", daemon=True).start()
+
+
 def _default_workers() -> int:
     try:
         cores = len(os.sched_getaffinity(0))
@@ -211,6 +234,12 @@ def simulate_cohort(
     if cohort == "ms" and int(n_subjects) < 2:
         raise InputError("--subjects", "the ms cohort needs patients and controls",
                          "simulate at least 2 subjects")
+    if not (isinstance(voxel_size, (int, float)) and math.isfinite(voxel_size)
+            and VOXEL_RANGE_MM[0] <= voxel_size <= VOXEL_RANGE_MM[1]):
+        raise InputError(f"--voxel-size {voxel_size}", f"is outside {VOXEL_RANGE_MM[0]}-{VOXEL_RANGE_MM[1]} mm",
+                         "use 1.5 (the papers' grid) or 3 (fast)")
+    if int(seed) < 0:
+        raise InputError(f"--seed {seed}", "is negative", "use a seed >= 0")
     contrasts = tuple(check_name(c, STRUCTURAL, "MRI contrast") for c in (mri_contrasts or ()))
     out = Path(out)
     _check_out(out, overwrite)
@@ -226,9 +255,11 @@ def simulate_cohort(
     if n_workers <= 1:
         results = [_run_job(job) for job in tqdm(jobs, **bar)]
     else:
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        with ProcessPoolExecutor(n_workers, mp_context=mp.get_context(method)) as pool:
-            results = list(tqdm(pool.map(_run_job, jobs), **bar))
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        # leaving the block for any reason (Ctrl-C, an error) terminates the workers; a parent
+        # that is killed outright leaves them to their watchdog (_worker_init)
+        with ctx.Pool(n_workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
+            results = list(tqdm(pool.imap(_run_job, jobs), **bar))
     for r in results:
         if isinstance(r[0], str):
             raise InputError(*r)

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from matplotlib.figure import Figure
 from neurotrans.errors import InputError
 from neurotrans.io.atomic import write_atomic, write_text_atomic
 from neurotrans.io.nifti import load_volume
+from neurotrans.io.outputs import check_output_folder
 from neurotrans.io.run import REFERENCE_LABEL, RunFolder
 from neurotrans.report.figures import (
     bland_altman,
@@ -35,6 +37,7 @@ __all__ = ["build_report", "choose_subjects", "load_run", "render_figures"]
 MAX_INPUTS_SHOWN = 3  # a 10-sequence MS input would make montages unreadable
 SCOPE_ORDER = {"volume": 0, "mid_axial": 1}
 UNITS_ORDER = {"normalised": 0, "original": 1}
+WRITTEN_RECORD = ".written.json"  # report/: the figures the last build wrote (the only ones it may remove)
 
 
 def _png(fig: Figure, dpi: int = 100) -> bytes:
@@ -208,9 +211,23 @@ def render_figures(run: RunData, subjects: list[str] | None = None, notes: list[
     return items
 
 
+def _written_before(record: Path) -> set[str]:
+    """PNG names an earlier build recorded as its own (plain names only: a record naming
+    ``../x`` or a folder would otherwise delete files the report never wrote)."""
+    try:
+        names = json.loads(record.read_text()).get("figures", [])
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {n for n in names if isinstance(n, str) and re.fullmatch(r"[A-Za-z0-9._-]+\.png", n) and ".." not in n}
+
+
 def build_report(run_dir: str | Path, subjects: list[str] | None = None,
-                 centre: tuple[int, int, int] | None = None) -> Path:
+                 centre: tuple[int, int, int] | None = None, overwrite: bool = False) -> Path:
     """Write ``RUN/report/report.html`` and ``RUN/report/figures/*.png`` for a run folder.
+
+    An existing report is replaced only with ``overwrite``; the figures of that earlier
+    build which this one does not write again (other montage subjects) are removed, as
+    listed in ``report/.written.json``. Files the report did not write are never removed.
 
     Args:
         run_dir: run folder with ``evaluation/`` (from `neurotrans evaluate`).
@@ -218,24 +235,29 @@ def build_report(run_dir: str | Path, subjects: list[str] | None = None,
             best, median and worst test subject by MAE.
         centre: montage slices as ``(x, y, z)`` voxel indices of the volume reordered to RAS;
             default each subject's intensity centre of mass.
+        overwrite: replace an existing report.
 
     Returns:
         Path of the HTML page.
 
     Raises:
-        InputError: the run folder or its evaluation is missing or malformed.
+        InputError: the run folder or its evaluation is missing or malformed, or a report
+            exists and ``overwrite`` is off.
     """
+    out = RunFolder(Path(run_dir)).report
+    page, record = out / "report.html", out / WRITTEN_RECORD
+    if page.exists() and not overwrite:
+        raise InputError(page, "already exists", "pass --overwrite to rebuild the report, or copy it elsewhere first")
     run = load_run(run_dir)
+    check_output_folder(out, option="the run folder")
     notes = list(run.notes)
     figures = render_figures(run, subjects, notes, centre)
-    out = RunFolder(Path(run_dir)).report
     fig_dir = out / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
     for item in figures:
         write_atomic(fig_dir / item.name, lambda p, b=item.png: p.write_bytes(b))
-    # the folder belongs to the report: PNGs of an earlier build (other subjects) would mislead
+    # PNGs of the earlier build (other subjects) would mislead; anything else in the folder is not ours
     written = {f.name for f in figures}
-    for old in fig_dir.glob("*.png"):
-        if old.name not in written:
-            old.unlink()
-    return write_text_atomic(out / "report.html", render_page(run, figures, notes))
+    for name in _written_before(record) - written:
+        (fig_dir / name).unlink(missing_ok=True)
+    write_text_atomic(record, json.dumps({"figures": sorted(written)}, indent=1) + "\n")
+    return write_text_atomic(page, render_page(run, figures, notes))

@@ -6,6 +6,7 @@ A checkpoint is a plain dict of tensors, dicts, lists, strings, numbers, bools a
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -19,25 +20,53 @@ from neurotrans.io.atomic import write_atomic
 FORMAT = 1
 
 
+GOOD_CHECKPOINT = ("pass RUN/checkpoints/best.pt or last.pt written by `neurotrans train` (train the model "
+                   "again with this version if you have none)")
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` atomically (a killed write leaves the old file)."""
+    """Write ``payload`` to ``path`` atomically (a killed write leaves the old file).
+
+    ``torch.save`` writes through a Python file object: a full disk then raises ``OSError``
+    (reported as one line naming the file) rather than torch's internal ``RuntimeError``.
+    """
     payload = {"format": FORMAT, **payload}
-    return write_atomic(path, lambda tmp: torch.save(payload, tmp))
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            torch.save(payload, fh)
+
+    return write_atomic(path, write)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    A file holding pickled Python objects (a whole model, a foreign training script's
+    state) is refused, never unpickled: unpickling can run code. The message says what the
+    file is and where a good one comes from.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a checkpoint file", GOOD_CHECKPOINT)
     if not path.is_file():
         raise InputError(path, "checkpoint not found", "pass RUN/checkpoints/best.pt or last.pt of a trained run")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "unsupported global" not in str(err).lower():
+            raise InputError(path, "is not a readable PyTorch checkpoint: another kind of file, or a truncated one "
+                             "(UnpicklingError)", GOOD_CHECKPOINT) from None
+        # torch's own text here recommends the unsafe route; say what the file is instead
+        raise InputError(path, "holds pickled Python objects besides tensors (e.g. a whole saved model or another "
+                         "program's state), which neurotrans never unpickles because that can run code",
+                         GOOD_CHECKPOINT) from None
     except Exception as err:  # torch raises several types for truncated or foreign files
-        raise InputError(path, f"is not a readable neurotrans checkpoint ({type(err).__name__}: {err})",
-                         "pass a .pt file written by `neurotrans train`") from None
+        raise InputError(path, f"is not a readable PyTorch checkpoint: another kind of file, or a truncated one "
+                         f"({type(err).__name__})", GOOD_CHECKPOINT) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise InputError(path, "is not a neurotrans checkpoint (format key missing or different)",
-                         "pass a .pt file written by `neurotrans train` of this version")
+        raise InputError(path, "is a PyTorch file but not a neurotrans checkpoint (its format key is missing or "
+                         "of another version)", GOOD_CHECKPOINT)
     return ckpt
 
 

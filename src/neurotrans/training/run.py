@@ -9,7 +9,6 @@ before any image is read, so a bad network or method setting fails in a second.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +18,9 @@ from neurotrans import __version__
 from neurotrans.config import Config, dump_config, load_config
 from neurotrans.errors import InputError
 from neurotrans.io.atomic import write_text_atomic
+from neurotrans.io.lock import folder_lock
 from neurotrans.io.manifest import read_manifest
+from neurotrans.io.outputs import check_output_folder, remove_outputs
 from neurotrans.io.run import RunFolder, RunInfo, TrainingOutcome
 
 
@@ -33,17 +34,21 @@ def is_simulated(manifest_path: str | Path) -> bool:
 
 
 def _check_run_folder(run: RunFolder, resume: bool, overwrite: bool) -> None:
+    existing = run.existing(RunFolder.TRAINING_ITEMS + RunFolder.DERIVED_ITEMS)
     if resume:
         if not run.checkpoint("last").is_file():
-            raise InputError(run.root, "has no checkpoints/last.pt to resume from",
-                             "start the run without --resume (nothing to continue yet)")
+            # the advice must lead somewhere: without a checkpoint, leftovers need --overwrite
+            again = "--overwrite instead of --resume" if existing else "without --resume"
+            raise InputError(run.root, "has no checkpoints/last.pt to resume from (the run never reached its first "
+                             "checkpoint)", f"start the run again {again}")
         return
-    existing = run.existing(RunFolder.TRAINING_ITEMS + RunFolder.DERIVED_ITEMS)
     if existing and not overwrite:
-        raise InputError(run.root, "already holds a training run", "pass --resume to continue it, --overwrite to "
-                         "replace it, or --out to train into another folder")
-    for path in existing:  # a new model: its old predictions, evaluation and report go too
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if run.checkpoint("last").is_file():
+            fix = "pass --resume to continue it, --overwrite to replace it, or --out to train into another folder"
+        else:  # nothing to resume: --resume would only send the user back here
+            fix = "pass --overwrite to start it again, or --out to train into another folder"
+        raise InputError(run.root, "already holds a training run", fix)
+    remove_outputs(existing)  # a new model: its old predictions, evaluation and report go too
 
 
 def model_io(cfg: Config) -> object:
@@ -98,6 +103,7 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
         overrides.append(f"trainer.max_minutes={float(max_minutes)}")
     cfg = load_config(config, overrides)
     run = RunFolder(Path(cfg.trainer.out))
+    check_output_folder(run.root)
     if not cfg.data.manifest:
         raise InputError("data.manifest", "the config names no manifest",
                          "pass --set data.manifest=PATH/manifest.tsv")
@@ -113,39 +119,41 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
     seed_everything(cfg.trainer.seed, cfg.trainer.deterministic)  # once, before the networks are initialised
     method = build_from_config(cfg)
     manifest = read_manifest(cfg.data.manifest)
-    _check_run_folder(run, resume, overwrite)
-    parts = split_subjects(manifest, cfg.split)
-    if not parts["train"]:
-        raise InputError(manifest.source or manifest.root, "the split leaves no training subject",
-                         "use more subjects or a smaller test/validation share")
-    cohort_stats = fit_cohort_stats(manifest, parts["train"], cfg.data)
-    train = prepare(manifest, parts["train"], cfg.data, cohort_stats)
-    val = prepare(manifest, parts["val"][: cfg.trainer.val_subjects_max], cfg.data, cohort_stats)
-    multiple = method.size_multiple  # type: ignore[attr-defined]
-    sampling = sampling_of(cfg.data, [s.shape for s in train], multiple)
-    train_sets = build_datasets(train, cfg.data, sampling, multiple, seed=cfg.trainer.seed, train=True)
-    val_sets = build_datasets(val, cfg.data, sampling, multiple, seed=cfg.trainer.seed, train=False)
-    grid = working_grid(cfg.data.voxel_size)
-    target_spec = cfg.data.normalisation.get(cfg.data.target, default_normalisation(cfg.data.target))
-    info = RunInfo(
-        version=__version__, config=cfg.to_dict(), method=cfg.model.method, inputs=tuple(cfg.data.inputs),
-        input_channels=tuple(train[0].input_names), target=cfg.data.target,
-        units=units_of(cfg.data.target, target_spec), mask=cfg.data.mask,
-        target_stats=tuple(s.stats[cfg.data.target] for s in train), cohort_stats=cohort_stats,
-        grid=None if grid is None else {"shape": list(grid.shape), "affine": np.asarray(grid.affine).tolist()},
-        spatial_dims=cfg.data.spatial_dims, sampling=sampling, in_channels=cfg.data.n_input_channels,
-        size_multiple=multiple, split=parts, manifest=str(Path(cfg.data.manifest).resolve()),
-        simulated=is_simulated(cfg.data.manifest))
-    trainer = Trainer(method, train_sets, val_sets, trainer=cfg.trainer, optim=cfg.optim, out=run.root,  # type: ignore[arg-type]
-                      batch_size=cfg.data.batch_size, info=info.to_dict(), device=dev,
-                      num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
-    if resume:
-        trainer.resume()
-    run.root.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run.config_yaml, dump_config(cfg))
-    run.write_info(info)
-    state = trainer.fit()
-    run.write_info(info, TrainingOutcome(steps=state.step, stopped=state.stopped, best_step=state.best_step,
-                                         best_val=None if state.best_step < 0 else state.best_score,
-                                         monitor=trainer.monitor, train_seconds=state.elapsed_s))
+    # one train per run folder: a second one into the same --out stops here, before touching its files
+    with folder_lock(run.lock_file, what="neurotrans train"):
+        _check_run_folder(run, resume, overwrite)
+        parts = split_subjects(manifest, cfg.split)
+        if not parts["train"]:
+            raise InputError(manifest.source or manifest.root, "the split leaves no training subject",
+                             "use more subjects or a smaller test/validation share")
+        cohort_stats = fit_cohort_stats(manifest, parts["train"], cfg.data)
+        train = prepare(manifest, parts["train"], cfg.data, cohort_stats)
+        val = prepare(manifest, parts["val"][: cfg.trainer.val_subjects_max], cfg.data, cohort_stats)
+        multiple = method.size_multiple  # type: ignore[attr-defined]
+        sampling = sampling_of(cfg.data, [s.shape for s in train], multiple)
+        train_sets = build_datasets(train, cfg.data, sampling, multiple, seed=cfg.trainer.seed, train=True)
+        val_sets = build_datasets(val, cfg.data, sampling, multiple, seed=cfg.trainer.seed, train=False)
+        grid = working_grid(cfg.data.voxel_size)
+        target_spec = cfg.data.normalisation.get(cfg.data.target, default_normalisation(cfg.data.target))
+        info = RunInfo(
+            version=__version__, config=cfg.to_dict(), method=cfg.model.method, inputs=tuple(cfg.data.inputs),
+            input_channels=tuple(train[0].input_names), target=cfg.data.target,
+            units=units_of(cfg.data.target, target_spec), mask=cfg.data.mask,
+            target_stats=tuple(s.stats[cfg.data.target] for s in train), cohort_stats=cohort_stats,
+            grid=None if grid is None else {"shape": list(grid.shape), "affine": np.asarray(grid.affine).tolist()},
+            spatial_dims=cfg.data.spatial_dims, sampling=sampling, in_channels=cfg.data.n_input_channels,
+            size_multiple=multiple, split=parts, manifest=str(Path(cfg.data.manifest).resolve()),
+            simulated=is_simulated(cfg.data.manifest))
+        trainer = Trainer(method, train_sets, val_sets, trainer=cfg.trainer, optim=cfg.optim, out=run.root,  # type: ignore[arg-type]
+                          batch_size=cfg.data.batch_size, info=info.to_dict(), device=dev,
+                          num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
+        if resume:
+            trainer.resume()
+        run.root.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run.config_yaml, dump_config(cfg))
+        run.write_info(info)
+        state = trainer.fit()
+        run.write_info(info, TrainingOutcome(steps=state.step, stopped=state.stopped, best_step=state.best_step,
+                                             best_val=None if state.best_step < 0 else state.best_score,
+                                             monitor=trainer.monitor, train_seconds=state.elapsed_s))
     return run.root

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, default_collate
 
 from neurotrans.config import OptimConfig, TrainerConfig
+from neurotrans.errors import InputError
 from neurotrans.io.atomic import write_text_atomic
 from neurotrans.methods.base import Method
 from neurotrans.training.checkpoint import (
@@ -232,13 +233,24 @@ class Trainer:
 
     def resume(self, path: str | Path | None = None) -> None:
         """Continue from a checkpoint (default ``out/checkpoints/last.pt``)."""
-        ckpt = load_checkpoint(path or self.ckpt_dir / "last.pt", map_location=self.device)
-        self.method.load_state_dict(ckpt["method_state"])
-        for name, opt in self.optimisers.items():
-            opt.load_state_dict(ckpt["optimisers"][name])
-        if self.amp and ckpt["scaler"]:
-            self.scaler.load_state_dict(ckpt["scaler"])
-        self.state = TrainState(**ckpt["trainer"])
+        path = Path(path or self.ckpt_dir / "last.pt")
+        ckpt = load_checkpoint(path, map_location=self.device)
+        fix = ("resume only from the last.pt this run folder's own training wrote; to train this config anew, "
+               "pass --overwrite instead of --resume")
+        theirs, mine = (ckpt.get("info") or {}).get("method"), self.info.get("method")
+        if mine and theirs != mine:
+            raise InputError(path, f"is a checkpoint of method {theirs!r}, this run trains {mine!r}", fix)
+        try:  # another network size or version: refused as one line, not a traceback from load_state_dict
+            self.method.load_state_dict(ckpt["method_state"])
+            for name, opt in self.optimisers.items():
+                opt.load_state_dict(ckpt["optimisers"][name])
+            if self.amp and ckpt["scaler"]:
+                self.scaler.load_state_dict(ckpt["scaler"])
+            self.state = TrainState(**ckpt["trainer"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+            raise InputError(path, f"does not fit this run's model ({type(err).__name__}: "
+                             f"{str(err).strip().splitlines()[0][:200] if str(err).strip() else 'no detail'})",
+                             fix) from None
         if not self.state.stopped.startswith("early stopping"):
             self.state.stopped = ""  # a finished or timed-out run continues if the new limits allow more
         set_rng_state(ckpt["rng"])
@@ -287,7 +299,10 @@ class Trainer:
                 out = self.method.training_step(batch, group)
             loss = out["loss"]
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite {group} loss at step {self.state.step}: {float(loss)}")
+                # deterministic training diverges again from the same checkpoint: --resume is no fix
+                raise InputError(f"step {self.state.step}", f"the {group} loss became {float(loss.detach())} (training "
+                                 f"diverged)", f"lower optim.lr (now {self.optim_cfg.lr:g}) or check the inputs' "
+                                 "normalisation, then start again with --overwrite (resuming would diverge the same way)")
             self.scaler.scale(loss).backward()
             self.scaler.step(opt)
             for key, value in out.items():
