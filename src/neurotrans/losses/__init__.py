@@ -1,4 +1,4 @@
-"""Losses: voxel-wise, region-weighted, adversarial, and gradient reversal.
+"""Losses: voxel-wise, region-weighted, adversarial, flow likelihood, and gradient reversal.
 
 Plain functions first (``l1_loss``, ``nwl1_loss``, ``adversarial_loss``, ...); ``LOSSES``
 maps names to their module forms, built by ``build_loss(name, **kwargs)``.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from neurotrans.losses.adversarial import GAN_MODES, AdversarialLoss, adversarial_loss, gan_targets
+from neurotrans.losses.flow import bits_per_voxel, dequantize, gaussian_log_prob
 from neurotrans.losses.gradient_reversal import GradientReversal, grad_reverse
 from neurotrans.losses.pixel import (
     CharbonnierLoss,
@@ -46,7 +47,7 @@ def build_loss(name: str, **kwargs) -> nn.Module:
 
 __all__ = [
     "GAN_MODES", "LOSSES", "AdversarialLoss", "CharbonnierLoss", "GradientReversal", "L1Loss",
-    "MSELoss", "NWL1Loss", "WeightedL1Loss", "adversarial_loss", "build_loss", "charbonnier_loss",
-    "gan_targets", "grad_reverse", "l1_loss", "lesion_regions", "mse_loss", "nwl1_loss",
-    "reduce_weighted", "weighted_l1_loss",
+    "MSELoss", "NWL1Loss", "WeightedL1Loss", "adversarial_loss", "bits_per_voxel", "build_loss",
+    "charbonnier_loss", "dequantize", "gan_targets", "gaussian_log_prob", "grad_reverse",
+    "l1_loss", "lesion_regions", "mse_loss", "nwl1_loss", "reduce_weighted", "weighted_l1_loss",
 ]  # fmt: skip

@@ -1,4 +1,5 @@
-"""Building blocks: conv units, residual blocks, U-Net levels, self-attention, Glow steps."""
+"""Building blocks: conv units, residual blocks, U-Net levels, self-attention, Glow steps,
+DUAL-GLOW relation nets and side heads."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from neurotrans.networks.blocks.flow import (
     squeeze,
     unsqueeze,
 )
+from neurotrans.networks.blocks.latent_heads import SIDE_KINDS, RelationNet, SideHead, side_loss
 from neurotrans.networks.blocks.residual import ResDown, ResUp
 from neurotrans.networks.blocks.sampling import DOWNSAMPLE, DecoderBlock, Downsample, EncoderBlock
 
 __all__ = [
     "DOWNSAMPLE", "ConvBlock", "DecoderBlock", "Downsample", "EncoderBlock", "ResDown", "ResUp",
     "ResidualBlock", "SelfAttention", "ActNorm", "AffineCoupling", "FlowStep", "InvertibleConv",
-    "squeeze", "unsqueeze",
+    "squeeze", "unsqueeze", "SIDE_KINDS", "RelationNet", "SideHead", "side_loss",
 ]  # fmt: skip
