@@ -170,6 +170,23 @@ def test_gradient_reversal_flips_the_mri_heads_effect_on_the_mri_flow(perturb):
     assert isinstance(model.pet_head.reversal, torch.nn.Identity)
 
 
+def test_checkpointing_gives_the_same_loss_and_gradients(perturb):
+    kinds = ("continuous",)
+    g = torch.Generator().manual_seed(4)
+    x_mri, x_pet = torch.rand(2, 1, 8, 8, 8, generator=g), torch.rand(2, 1, 8, 8, 8, generator=g)
+    results = []
+    for flag in (False, True):
+        model = ready_model(perturb, 3, (8, 8, 8), kinds=kinds).train()
+        model.checkpointing = flag
+        assert model.mri_flow.checkpointing == model.pet_flow.checkpointing == flag
+        loss = model(x_mri, x_pet, make_side(kinds, 2), quant_step=0.01, noise=False)["loss"]
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def _toy_pairs(n: int, size: tuple[int, ...], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Smooth random 'MRI' and a nonlinear 'PET' of it: PET = 0.3 + 0.5 MRI^2, in [0, 1]."""
     g = torch.Generator().manual_seed(seed)
