@@ -1,4 +1,5 @@
-"""Losses: voxel-wise, region-weighted, adversarial, gradient reversal, UNIT and CycleGAN objectives.
+"""Losses: voxel-wise, region-weighted, adversarial, flow likelihood, gradient reversal, UNIT and
+CycleGAN objectives.
 
 Plain functions first (``l1_loss``, ``nwl1_loss``, ``adversarial_loss``, ...); ``LOSSES``
 maps names to their module forms, built by ``build_loss(name, **kwargs)``.
@@ -23,6 +24,7 @@ from neurotrans.losses.cyclegan import (
     cyclegan_discriminator_losses,
     cyclegan_generator_losses,
 )
+from neurotrans.losses.flow import bits_per_voxel, dequantize, gaussian_log_prob
 from neurotrans.losses.gradient_reversal import GradientReversal, grad_reverse
 from neurotrans.losses.image_pool import ImagePool
 from neurotrans.losses.pixel import (
@@ -70,7 +72,7 @@ __all__ = [
     "GAN_MODES", "LOSSES", "AdversarialLoss", "CharbonnierLoss", "GradientReversal", "L1Loss",
     "MSELoss", "NWL1Loss", "WeightedL1Loss", "adversarial_loss", "build_loss", "charbonnier_loss",
     "gan_targets", "grad_reverse", "l1_loss", "lesion_regions", "mse_loss", "nwl1_loss", "patch_cross_entropy",
-    "reduce_weighted", "weighted_l1_loss",
+    "reduce_weighted", "weighted_l1_loss", "bits_per_voxel", "dequantize", "gaussian_log_prob",
     "CYCLEGAN_OPTIMISER", "CycleGANLossWeights", "ImagePool", "UNITLossWeights", "UNIT_OPTIMISER",
     "cyclegan_discriminator_losses", "cyclegan_generator_losses", "frozen", "latent_kl_loss",
     "multiscale_adversarial_loss", "unit_discriminator_losses", "unit_generator_losses",

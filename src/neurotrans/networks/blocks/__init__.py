@@ -1,4 +1,5 @@
-"""Building blocks: conv units, residual blocks, U-Net levels, self-attention, Glow steps."""
+"""Building blocks: conv units, residual blocks, U-Net levels, self-attention, Glow steps,
+DUAL-GLOW relation nets and side heads."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from neurotrans.networks.blocks.flow import (
     squeeze,
     unsqueeze,
 )
+from neurotrans.networks.blocks.latent_heads import SIDE_KINDS, RelationNet, SideHead, side_loss
 from neurotrans.networks.blocks.residual import ResDown, ResUp
 from neurotrans.networks.blocks.resnet import ResnetBlock, padded_conv
 from neurotrans.networks.blocks.sampling import DOWNSAMPLE, DecoderBlock, Downsample, EncoderBlock
@@ -19,5 +21,5 @@ from neurotrans.networks.blocks.sampling import DOWNSAMPLE, DecoderBlock, Downsa
 __all__ = [
     "DOWNSAMPLE", "ConvBlock", "DecoderBlock", "Downsample", "EncoderBlock", "ResDown", "ResUp",
     "ResidualBlock", "SelfAttention", "ActNorm", "AffineCoupling", "FlowStep", "InvertibleConv",
-    "squeeze", "unsqueeze", "ResnetBlock", "padded_conv",
+    "squeeze", "unsqueeze", "ResnetBlock", "padded_conv", "SIDE_KINDS", "RelationNet", "SideHead", "side_loss",
 ]  # fmt: skip
