@@ -83,8 +83,10 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
     from neurotrans.data.normalize import default_normalisation, units_of
     from neurotrans.data.pipeline import (
         build_datasets,
+        build_unpaired_datasets,
         fit_cohort_stats,
         prepare,
+        prepare_unpaired,
         sampling_of,
         split_subjects,
         working_grid,
@@ -118,12 +120,22 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
     if not parts["train"]:
         raise InputError(manifest.source or manifest.root, "the split leaves no training subject",
                          "use more subjects or a smaller test/validation share")
-    cohort_stats = fit_cohort_stats(manifest, parts["train"], cfg.data)
-    train = prepare(manifest, parts["train"], cfg.data, cohort_stats)
+    unpaired = cfg.data.pairing == "unpaired"
+    if unpaired:  # two domains from disjoint training subjects; validation stays paired
+        train_a, train_b, cohort_stats = prepare_unpaired(manifest, parts["train"], cfg.data, seed=cfg.split.seed)
+        parts = {**parts, "domain_a": sorted({s.subject for s in train_a}),
+                 "domain_b": sorted({s.subject for s in train_b})}
+        train = [*train_a, *train_b]
+    else:
+        cohort_stats = fit_cohort_stats(manifest, parts["train"], cfg.data)
+        train = prepare(manifest, parts["train"], cfg.data, cohort_stats)
     val = prepare(manifest, parts["val"][: cfg.trainer.val_subjects_max], cfg.data, cohort_stats)
     multiple = method.size_multiple  # type: ignore[attr-defined]
     sampling = sampling_of(cfg.data, [s.shape for s in train], multiple)
-    train_sets = build_datasets(train, cfg.data, sampling, multiple, seed=cfg.trainer.seed, train=True)
+    if unpaired:
+        train_sets = build_unpaired_datasets(train_a, train_b, cfg.data, sampling, multiple, seed=cfg.trainer.seed)
+    else:
+        train_sets = build_datasets(train, cfg.data, sampling, multiple, seed=cfg.trainer.seed, train=True)
     val_sets = build_datasets(val, cfg.data, sampling, multiple, seed=cfg.trainer.seed, train=False)
     grid = working_grid(cfg.data.voxel_size)
     target_spec = cfg.data.normalisation.get(cfg.data.target, default_normalisation(cfg.data.target))
@@ -131,7 +143,10 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
         version=__version__, config=cfg.to_dict(), method=cfg.model.method, inputs=tuple(cfg.data.inputs),
         input_channels=tuple(train[0].input_names), target=cfg.data.target,
         units=units_of(cfg.data.target, target_spec), mask=cfg.data.mask,
-        target_stats=tuple(s.stats[cfg.data.target] for s in train), cohort_stats=cohort_stats,
+        target_stats=tuple(s.stats[cfg.data.target] for s in train if cfg.data.target in s.stats),
+        source_stats=tuple(s.stats[src] for src in cfg.data.inputs[:len(cfg.data.inputs) == 1] for s in train
+                           if src in s.stats),
+        cohort_stats=cohort_stats,
         grid=None if grid is None else {"shape": list(grid.shape), "affine": np.asarray(grid.affine).tolist()},
         spatial_dims=cfg.data.spatial_dims, sampling=sampling, in_channels=cfg.data.n_input_channels,
         size_multiple=multiple, split=parts, manifest=str(Path(cfg.data.manifest).resolve()),
