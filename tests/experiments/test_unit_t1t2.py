@@ -9,6 +9,7 @@ import torch
 from fake_run_info import fake_run_info
 
 from neurotrans.experiments.unit_t1t2 import (
+    COPY,
     DIRECTIONS,
     VARIANTS,
     folder_name,
@@ -59,6 +60,7 @@ def _results() -> pd.DataFrame:
                                  "ssim": rng.random(), "psnr": 20 * rng.random(), "mae": rng.random(),
                                  "dice_mask": rng.random(), "dice_tissue": rng.random(),
                                  "real_dice_mask": 1.0, "real_dice_tissue": 0.6})
+    rows += [{**r, "variant": COPY, "steps": 0} for r in rows if r["variant"] == "baseline" and r["epoch"] == 2]
     return pd.DataFrame(rows)
 
 
@@ -68,7 +70,8 @@ def test_tables_hold_the_means_in_the_papers_order(tmp_path):
     final = results[(results["epoch"] == 2) & (results["variant"] == "baseline")]
     t1t2 = final[final["direction"] == "T1w->T2w"]["ssim"]
     assert f"| baseline | {t1t2.mean():.3f} ± {t1t2.std(ddof=1):.3f} |" in text
-    assert text.index("| baseline |") < text.index("| CycleGAN |")  # VARIANTS order, not the data's
+    # VARIANTS order, not the data's, then the copied-input reference
+    assert text.index("| baseline |") < text.index("| CycleGAN |") < text.index(f"| {COPY} |")
     first = results[(results["epoch"] == 1) & (results["variant"] == "CycleGAN") & (results["direction"] == DIRECTIONS[1])]
     assert "| CycleGAN | 1 | 10 | " in text and f"{first['ssim'].mean():.4f} |" in text
     assert "| real input vs real target | 1.000 ± 0.000" in text

@@ -46,6 +46,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                                      "model.spectral_norm=true"]),
     "CycleGAN": ("cyclegan_t1t2", []),
 }
+COPY = "input copied"  # a translator that changes nothing: the floor any translation must beat
 BEST = "attn E +CL +SN"  # the report's best model, shown by epoch beside the baseline (Fig. 7b)
 DIRECTIONS = ("T1w->T2w", "T2w->T1w")
 METRICS = ("ssim", "psnr", "mae")
@@ -92,14 +93,24 @@ def score_scan(method: Any, info: Any, manifest: Any, row: int, *, anatomy: bool
     return out
 
 
-def score_run(checkpoint: Path, manifest_path: Path, *, anatomy: bool) -> list[dict[str, Any]]:
-    """Both directions of every paired test scan of a run (``score_scan``)."""
+class CopyInput:
+    """Returns its input in both directions (the ``input copied`` reference rows)."""
+
+    def predict(self, x: Any, covariates: Any = None) -> Any:
+        return x
+
+    predict_reverse = predict
+
+
+def score_run(checkpoint: Path, manifest_path: Path, *, anatomy: bool, copy: bool = False) -> list[dict[str, Any]]:
+    """Both directions of every paired test scan of a run (``score_scan``); ``copy``: of :class:`CopyInput`."""
     import torch
 
     from neurotrans.inference.predict import load_trained
     from neurotrans.io.manifest import read_manifest
 
     method, info = load_trained(checkpoint, "cpu")
+    method = CopyInput() if copy else method
     man = read_manifest(manifest_path)
     test = set(info.test_subjects)
     rows = [i for i in range(len(man)) if str(man.table.iloc[i]["subject"]) in test]
@@ -192,7 +203,8 @@ def _mean_sd(values: pd.Series) -> str:
 def tables(results: pd.DataFrame, real: pd.DataFrame | None, epochs: Sequence[int]) -> str:
     """The markdown tables of ``tables.md``."""
     final = results[results["epoch"] == max(epochs)]
-    order = [v for v in VARIANTS if v in set(results["variant"])]
+    present = list(dict.fromkeys(results["variant"]))
+    order = [v for v in VARIANTS if v in present] + [v for v in present if v not in VARIANTS]
     lines = [f"## Ablation after epoch {max(epochs)} (Fig. 7a): mean ± SD over the test scans, inside the brain",
              "", "| model | " + " | ".join(f"{m.upper()} {d}" for m in METRICS for d in DIRECTIONS) + " |",
              "|---|" + "---|" * (len(METRICS) * len(DIRECTIONS))]
@@ -240,6 +252,9 @@ def ssim_figure(results: pd.DataFrame, path: Path) -> Path:
             curve = sub[sub["variant"] == v].groupby("epoch")["ssim"].mean()
             ax.plot(curve.index, curve.values, marker="o", label=v,
                     linewidth=2.5 if v in ("baseline", BEST) else 1.2)
+        copied = sub[sub["variant"] == COPY]["ssim"]
+        if len(copied):
+            ax.axhline(copied.mean(), color="grey", linestyle="--", label=COPY)
         ax.set_title(f"SSIM {direction} (test scans, inside the brain)")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
@@ -271,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for variant in args.variants:
         rows += train_in_stages(variant, args.manifest.resolve(), args.out, epochs, args.device, args.set)
         print(f"{variant}: done", flush=True)
+    first = args.out / "runs" / folder_name(args.variants[0]) / "checkpoints" / "last.pt"
+    rows += [{"variant": COPY, "epoch": epochs[-1], "steps": 0, "train_seconds": 0.0, **r}
+             for r in score_run(first, args.manifest.resolve(), anatomy=True, copy=True)]
     results = pd.DataFrame(rows)
     results.to_csv(args.out / "results.tsv", sep="\t", index=False)
     real = None
