@@ -161,3 +161,24 @@ def test_resume_is_bit_identical(model, tiny_cohort, tmp_path, monkeypatch):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     if model["method"] == "cyclegan":  # the pools are full and part of the checkpoint
         assert a["pools.a._extra_state"].shape[0] == 2 and "pools.b.rng_state" in a
+
+
+def test_cohort_zscore_of_each_domain_comes_from_its_own_subjects(tiny_cohort):
+    from neurotrans.config import DataConfig
+
+    data = DataConfig(manifest=str(tiny_cohort), inputs=("T1w",), target="FDG", pairing="unpaired", voxel_size=None,
+                      normalisation={"T1w": "zscore:cohort", "FDG": "zscore:cohort"})
+    man = read_manifest(tiny_cohort)
+    a, b, stats = pipeline.prepare_unpaired(man, man.subjects, data, seed=3)
+    assert {s.subject for s in a}.isdisjoint({s.subject for s in b}) and len(a) + len(b) == len(man.subjects)
+    for domain, column in ((a, "T1w"), (b, "FDG")):
+        rows = [man.subjects.index(s.subject) for s in domain]
+        values = np.concatenate([load_volume(man.path(i, column)).data[load_volume(man.path(i, "brainmask")).data > 0.5]
+                                 for i in rows])
+        assert stats[column]["mean"] == pytest.approx(values.mean(), rel=1e-6)
+        assert stats[column]["std"] == pytest.approx(values.std(), rel=1e-5)
+        assert all(s.stats[column] == stats[column] for s in domain)
+        brain = domain[0].mask
+        np.testing.assert_allclose(domain[0].inputs[0][brain].mean() * values.std() + values.mean(),
+                                   load_volume(man.path(rows[0], column)).data[brain].mean(), rtol=1e-4)
+

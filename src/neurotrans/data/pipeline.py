@@ -152,8 +152,7 @@ def prepare_unpaired(manifest: Manifest, subjects: Iterable[str], data: DataConf
         todo = [c for c in columns if c in cohort]
         if todo:
             raw = domain(ids, todo, dict.fromkeys(todo, "none"), {})
-            for c in todo:
-                k = todo.index(c)
+            for k, c in enumerate(todo):
                 stats[c] = fit_cohort_zscore([s.inputs[k] for s in raw], [s.mask for s in raw]).to_dict()
     a = domain(ids_a, list(data.inputs), dict(data.normalisation), stats)
     b = domain(ids_b, [data.target], dict(data.normalisation), stats)
