@@ -14,7 +14,7 @@ grid) and is scored the same way.
 
 Writes ``OUT/results.tsv`` (one row per variant, epoch, scan and direction),
 ``OUT/tables.md`` (the ablation at the last epoch, SSIM by epoch as Fig. 7b, anatomy,
-UNIT vs CycleGAN, real scans) and ``OUT/ssim_by_epoch.png``.
+UNIT vs CycleGAN, real scans), ``OUT/ssim_by_epoch.png`` and ``OUT/montage.png``.
 
 Run: ``python -m neurotrans.experiments.unit_t1t2 --manifest runs/ms24/manifest.tsv --out runs/unit_t1t2
 [--epochs 1 2 3 4] [--set optim.lr=0.001] [--realdata ../shared/realdata]``
@@ -262,10 +262,42 @@ def ssim_figure(results: pd.DataFrame, path: Path) -> Path:
             ax.axhline(copied.mean(), color="grey", linestyle="--", label=COPY)
         ax.set_title(f"SSIM {direction} (test scans, inside the brain)")
         ax.set_xlabel("epoch")
+        ax.set_xticks(sorted(int(e) for e in sub["epoch"].unique()))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("SSIM")
     axes[1].legend(fontsize=8)
     fig.savefig(path, dpi=100)
+    return path
+
+
+def montage_figure(out: Path, manifest_path: Path, variants: Sequence[str], path: Path) -> Path:
+    """Mid-axial slice of the first test scan, both directions, for each variant's last checkpoint."""
+    import torch
+    from matplotlib.figure import Figure
+
+    from neurotrans.inference.predict import load_trained, predict_slices, prepare_for_prediction
+    from neurotrans.io.manifest import read_manifest
+
+    man = read_manifest(manifest_path)
+    fig = Figure(figsize=(2 * (len(variants) + 2), 4.4), layout="constrained")
+    axes = fig.subplots(2, len(variants) + 2, squeeze=False)
+    for col, variant in enumerate(variants):
+        method, info = load_trained(out / "runs" / folder_name(variant) / "checkpoints" / "last.pt", "cpu")
+        row = next(i for i in range(len(man)) if str(man.table.iloc[i]["subject"]) in info.test_subjects)
+        t1, t2 = prepare_for_prediction(man, row, info), prepare_for_prediction(man, row, info, reverse=True)
+        z = int(np.argmax(t1.mask.sum(axis=(0, 1))))  # the axial slice with the most brain
+        with torch.no_grad():
+            pairs = [(t1.inputs, t2.inputs[0], method.predict), (t2.inputs, t1.inputs[0], method.predict_reverse)]
+            for r, (src, real, translate) in enumerate(pairs):
+                pred = predict_slices(translate, src, ["axial"], multiple=int(info.size_multiple))
+                panels = [(0, src[0], f"{DIRECTIONS[r].split('->')[0]} input"), (1, real, "real")] if col == 0 else []
+                for c, image, title in [*panels, (col + 2, pred, variant)]:
+                    axes[r, c].imshow(image[:, :, z].T, origin="lower", cmap="gray", vmin=0, vmax=1)
+                    axes[r, c].set_title(title, fontsize=9)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig.suptitle(f"{man.key(row)}, axial slice {z}: T1w->T2w (top), T2w->T1w (bottom), min-max units")
+    fig.savefig(path, dpi=80)
     return path
 
 
@@ -304,6 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = tables(results, real, epochs)
     (args.out / "tables.md").write_text(text)
     ssim_figure(results, args.out / "ssim_by_epoch.png")
+    montage_figure(args.out, args.manifest.resolve(), args.variants, args.out / "montage.png")
     print(text)
     return 0
 
