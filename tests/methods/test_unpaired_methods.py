@@ -79,6 +79,7 @@ def test_registry_and_config_round_trip(name, cls, switches, tmp_path):
     ({"method": "unit", "lambda_rec": -1.0}, {}, "rec"),
     ({"method": "cyclegan", "pool_size": -1}, {}, "pool_size"),
     ({"method": "unit"}, {"normalisation": {"T1w": "zscore"}}, "minmax"),
+    ({"method": "cyclegan"}, {"target": "PIB", "normalisation": {"T1w": "minmax"}}, "PIB"),
     ({"method": "cyclegan"}, {"inputs": ["T1w", "FLAIR"]}, "one data.inputs"),
     ({"method": "unit"}, {"context": 1}, "context"),
     ({"method": "cyclegan"}, {"plane": "all"}, "plane"),

@@ -29,7 +29,7 @@ from neurotrans.methods.base import Batch, Method, MethodConfig, ModelIO, OptimG
 
 UNIT_SWITCHES = ("attention", "spectral_norm")  # config fields, never generator_args
 BOUNDED_ACTIVATIONS = ("tanh", "sigmoid")
-BOUNDED_NORMALISATIONS = ("minmax", "none")
+BOUNDED_NORMALISATIONS = ("minmax",)
 
 
 def check_unpaired_data(data: Any, *, method: str, bounded: bool) -> None:
