@@ -54,7 +54,8 @@ def _predict(args: argparse.Namespace) -> int:
     from neurotrans.inference.predict import predict_command
 
     predict_command(checkpoint=args.checkpoint, inputs=args.input, manifest=args.manifest, out=args.out,
-                    device=args.device, overwrite=args.overwrite, planes=args.planes, bids=args.bids)
+                    device=args.device, overwrite=args.overwrite, planes=args.planes, bids=args.bids,
+                    direction=args.direction)
     return 0
 
 
@@ -148,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--planes", default="trained", choices=["trained", "axial", "coronal", "sagittal", "all"],
                    help="slice models: the plane(s) predicted; 'trained' (default) predicts a three-plane model "
                         "on axial slices as the pix2pix paper does, 'all' averages the three planes")
+    p.add_argument("--direction", default=None, metavar="SRC->DST",
+                   help="unpaired models (unit, cyclegan): e.g. T2w->T1w runs the model backwards and writes the "
+                        "input modality (default: the trained direction)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_predict)
 

@@ -31,6 +31,7 @@ OPTIMISER_NAMES = ("adam", "adamw", "sgd", "adamax")
 SPLIT_KINDS = ("fixed", "kfold", "loo", "explicit")
 EARLY_STOPPING = ("none", "patience", "up")
 PLANE_CHOICES = ("axial", "coronal", "sagittal", "all")
+PAIRINGS = ("paired", "unpaired")
 
 
 def _require(ok: bool, message: str) -> None:
@@ -84,6 +85,12 @@ class DataConfig:
         pin_memory: pinned host memory for batches; ``None`` = when training on CUDA.
         cache_dir: folder of the on-disk cache of prepared volumes (memory-mapped .npy):
             a large cohort never has to fit in RAM and later runs skip preprocessing.
+        pairing: ``paired`` (each training sample is one subject's inputs and target) or
+            ``unpaired`` (UNIT, CycleGAN): the training subjects are split at random
+            (``split.seed``) into two disjoint halves, domain A giving the inputs and
+            domain B the target, and training batches carry ``a``, ``b``, ``mask_a``,
+            ``mask_b``; validation and test subjects stay paired (input -> target).
+            Slices only, without augmentation, aux or covariates.
     """
 
     manifest: str = ""
@@ -107,6 +114,7 @@ class DataConfig:
     num_workers: int = 0
     pin_memory: bool | None = None
     cache_dir: str | None = None
+    pairing: str = "paired"
 
     def __post_init__(self) -> None:
         _require(len(self.inputs) > 0, "data.inputs must name at least one column")
@@ -127,6 +135,11 @@ class DataConfig:
         _require(0 <= self.augment_p <= 1, f"data.augment_p must lie in [0, 1], got {self.augment_p}")
         for name in self.augment:
             _choice(name, AUGMENTATIONS, "data.augment")
+        _choice(self.pairing, PAIRINGS, "data.pairing")
+        if self.pairing == "unpaired":
+            _require(self.spatial_dims == 2, "data.pairing=unpaired draws slices: set data.spatial_dims=2")
+            _require(not (self.augment or self.aux or self.covariates),
+                     "data.pairing=unpaired takes no data.augment, data.aux or data.covariates: leave them out")
         if self.spatial_dims == 2:
             _require(self.patch_size is None, "data.patch_size is for 3D data: set data.spatial_dims=3 or drop it")
             _require(self.samples_per_volume == 0, "data.samples_per_volume is for 3D patches (data.spatial_dims=3)")

@@ -16,9 +16,11 @@ from neurotrans.methods import (
     SupervisedMethod,
     build_method,
 )
+from neurotrans.methods.cyclegan import CycleGANConfig
 from neurotrans.methods.esit import ESITConfig
 from neurotrans.methods.pix2pix import Pix2PixConfig
 from neurotrans.methods.supervised import SupervisedConfig
+from neurotrans.methods.unit import UNITConfig
 from neurotrans.networks import build_network
 
 
@@ -31,6 +33,12 @@ def _batch(c: int = 2, b: int = 2, hw: tuple[int, int] = (16, 16)) -> dict:
 def _small(method: str):
     if method == "esit":
         return ESITConfig(generator="esit", generator_args={"n_regions": 4, "features": [8], "tissue_features": [8]})
+    if method == "unit":
+        return UNITConfig(generator_args={"base": 4, "n_res_encoder": 1, "n_res_generator": 1},
+                          discriminator_args={"base": 4, "n_layers": 2, "n_scales": 2})
+    if method == "cyclegan":  # two input channels, one target: no identity term
+        return CycleGANConfig(generator_args={"base": 4, "n_blocks": 1}, discriminator_args={"base": 4, "n_layers": 1},
+                              identity=0.0)
     if method == "supervised":
         return SupervisedConfig(generator="unet_pix2pix", generator_args={"base": 4, "depth": 3}, loss="charbonnier")
     return Pix2PixConfig(generator="unet_pix2pix", generator_args={"base": 4, "depth": 3},

@@ -120,6 +120,51 @@ def prepare(manifest: Manifest, subjects: Iterable[str], data: DataConfig, cohor
     return _prepare(manifest, subjects, data, cohort_stats, with_target=with_target)
 
 
+def prepare_unpaired(manifest: Manifest, subjects: Iterable[str], data: DataConfig, *,
+                     seed: int) -> tuple[list[PreparedSubject], list[PreparedSubject], dict[str, dict[str, Any]]]:
+    """Domains A and B of unpaired training (``data.pairing=unpaired``) from disjoint halves of ``subjects``.
+
+    The subjects are split at random (:func:`~neurotrans.data.datasets.split_domains`, by
+    subject id, so all sessions of a subject land in one domain). Domain A is prepared with
+    ``data.inputs`` and no target; domain B with the target column as its only input (what
+    :class:`~neurotrans.data.datasets.UnpairedDataset` reads), so no subject contributes
+    images to both domains. ``zscore:cohort`` statistics are fitted on each domain's own
+    subjects (inputs on A, target on B).
+
+    Returns:
+        ``(domain_a, domain_b, cohort_stats)``.
+
+    References: UNIT T1<->T2 (Welander et al. 2018; papers/004): the two domains from
+    different subjects.
+    """
+    from neurotrans.data.cache import prepare_cohort
+    from neurotrans.data.datasets import split_domains
+    from neurotrans.data.normalize import fit_cohort_zscore
+
+    ids_a, ids_b = split_domains(list(subjects), seed=seed)
+    if not ids_a or not ids_b:
+        raise InputError(manifest.source or manifest.root, "unpaired training needs at least two training subjects "
+                         "(one per domain)", "use more subjects or a smaller test/validation share")
+    grid = working_grid(data.voxel_size)
+
+    def domain(ids: list[str], columns: list[str], normalisation: dict[str, str],
+               fitted: dict[str, dict[str, Any]]) -> list[PreparedSubject]:
+        return prepare_cohort(manifest.subset(set(ids)), columns, None, grid=grid, normalisation=normalisation,
+                              mask=data.mask, cache_dir=data.cache_dir, fitted=fitted or None)
+
+    stats: dict[str, dict[str, Any]] = {}
+    cohort = cohort_columns(data)
+    for ids, columns in ((ids_a, list(data.inputs)), (ids_b, [data.target])):
+        todo = [c for c in columns if c in cohort]
+        if todo:
+            raw = domain(ids, todo, dict.fromkeys(todo, "none"), {})
+            for k, c in enumerate(todo):
+                stats[c] = fit_cohort_zscore([s.inputs[k] for s in raw], [s.mask for s in raw]).to_dict()
+    a = domain(ids_a, list(data.inputs), dict(data.normalisation), stats)
+    b = domain(ids_b, [data.target], dict(data.normalisation), stats)
+    return a, b, stats
+
+
 def planes_of(plane: str) -> list[str]:
     """The planes a model is trained on (``all`` = the three-plane model)."""
     from neurotrans.data.slicing import PLANES
@@ -157,6 +202,17 @@ def _pad_2d(shapes: Sequence[Sequence[int]], plane: str, multiple: int) -> tuple
 
     hs, ws = zip(*(slice_shape(tuple(s), plane) for s in shapes), strict=True)
     return round_up(max(hs), multiple), round_up(max(ws), multiple)
+
+
+def build_unpaired_datasets(domain_a: Sequence[PreparedSubject], domain_b: Sequence[PreparedSubject],
+                            data: DataConfig, sampling: dict[str, Any], multiple: int, *, seed: int) -> list[Dataset]:
+    """Training datasets of unpaired slices: one :class:`~neurotrans.data.datasets.UnpairedDataset` per plane."""
+    from neurotrans.data.datasets import UnpairedDataset
+
+    shapes = [s.shape for s in (*domain_a, *domain_b)]
+    return [UnpairedDataset(domain_a, domain_b, plane=p, context=int(sampling["context"]),
+                            pad_to=_pad_2d(shapes, p, multiple), skip_empty=data.skip_empty, seed=seed)
+            for p in sampling["planes"]]
 
 
 def augmentation(data: DataConfig) -> Any:

@@ -133,11 +133,15 @@ def load_trained(checkpoint: str | Path, device: str | torch.device = "cpu") -> 
     return method.to(device).eval(), info  # type: ignore[attr-defined]
 
 
-def invert_target(pred: np.ndarray, info: RunInfo) -> np.ndarray:
-    """Map a normalised prediction to the target's units (see the module docstring)."""
+def invert_target(pred: np.ndarray, info: RunInfo, *, reverse: bool = False) -> np.ndarray:
+    """Map a normalised prediction to the target's units (see the module docstring).
+
+    ``reverse``: the prediction is of the input modality (an unpaired model run target ->
+    input), inverted with the training subjects' statistics of that input.
+    """
     from neurotrans.data.normalize import normaliser_from_dict
 
-    stats = list(info.target_stats)
+    stats = list(info.source_stats if reverse else info.target_stats)
     if not stats or stats[0].get("kind") in UNIT_PRESERVING:
         return pred
     mean = dict(stats[0])
@@ -169,17 +173,44 @@ def planes_for(info: RunInfo, planes: str = "trained") -> list[str]:
     return [planes]
 
 
+def direction_of(info: RunInfo, direction: str | None = None) -> bool:
+    """Whether ``direction`` (``SRC->DST``, e.g. ``T2w->T1w``) is the reverse of the trained one.
+
+    ``None`` or ``trained`` is the trained direction (inputs -> target); the reverse
+    (target -> input) exists for one-input models only (and methods with ``predict_reverse``).
+    """
+    images = [c for c in info.inputs if c != "coords"]
+    trained = f"{'+'.join(images)}->{info.target}"
+    reverse = f"{info.target}->{images[0]}" if len(info.inputs) == 1 and images else None
+    given = (direction or "trained").replace(" ", "")
+    if given in ("trained", trained):
+        return False
+    if given == reverse:
+        return True
+    choices = " or ".join(c for c in (trained, reverse) if c)
+    raise InputError(f"--direction {direction}", f"the model translates {choices}",
+                     f"choose --direction {choices} (or leave it out: {trained})")
+
+
 def predict_subject(method: Method, info: RunInfo, subject: Any, *, device: str | torch.device = "cpu",
-                    planes: str = "trained", batch_size: int | None = None) -> np.ndarray:
-    """Prediction of one prepared subject, in target units, on its original input grid."""
+                    planes: str = "trained", batch_size: int | None = None, reverse: bool = False) -> np.ndarray:
+    """Prediction of one prepared subject, in target units, on its original input grid.
+
+    ``reverse``: translate the target modality back to the input one (``method.predict_reverse``;
+    the subject prepared with ``prepare_for_prediction(..., reverse=True)``), in the input's units.
+    """
     from neurotrans.config import config_from_dict
     from neurotrans.data.datasets import covariate_vector
     from neurotrans.data.preprocess import to_original_grid
 
-    n_expected = int(info.in_channels) // (2 * int(info.sampling.get("context", 0)) + 1)
+    n_expected = 1 if reverse else int(info.in_channels) // (2 * int(info.sampling.get("context", 0)) + 1)
     if subject.inputs.shape[0] != n_expected:
         raise InputError(subject.key, f"has {subject.inputs.shape[0]} input channels, the model expects {n_expected}",
-                         f"give the inputs {', '.join(info.inputs)}")
+                         f"give the inputs {info.target if reverse else ', '.join(info.inputs)}")
+    if reverse and not callable(getattr(method, "predict_reverse", None)):
+        raise InputError(f"--direction {info.target}->{info.inputs[0]}",
+                         f"method {info.method} translates one way only", "leave --direction out")
+    translate = method.predict_reverse if reverse else method.predict  # type: ignore[attr-defined]
     cfg = config_from_dict(info.config)
     covariates = None
     if cfg.data.covariates:
@@ -187,7 +218,7 @@ def predict_subject(method: Method, info: RunInfo, subject: Any, *, device: str 
 
     def predictor(x: torch.Tensor) -> torch.Tensor:
         cov = None if covariates is None else covariates.expand(x.shape[0], -1)
-        return method.predict(x, cov)
+        return translate(x, cov)
 
     method.eval()
     sampling = info.sampling
@@ -200,7 +231,7 @@ def predict_subject(method: Method, info: RunInfo, subject: Any, *, device: str 
         roi = sampling["patch_size"] if sampling["kind"] == "patches" else sampling["roi_size"]
         pred = predict_sliding_window(predictor, subject.inputs, roi, overlap=float(sampling.get("overlap", 0.5)),
                                       device=device, batch_size=batch_size or 4)
-    pred = invert_target(pred, info)
+    pred = invert_target(pred, info, reverse=reverse)
     if subject.mask is not None:
         # inputs are brain-extracted: outside the brain mask the output is background (0), not
         # whatever the network extrapolates there
@@ -208,14 +239,18 @@ def predict_subject(method: Method, info: RunInfo, subject: Any, *, device: str 
     return to_original_grid(pred, subject)
 
 
-def prepare_for_prediction(manifest: Any, i: int, info: RunInfo) -> Any:
-    """Prepare row ``i`` exactly as the model's training data were (no target needed)."""
+def prepare_for_prediction(manifest: Any, i: int, info: RunInfo, *, reverse: bool = False) -> Any:
+    """Prepare row ``i`` exactly as the model's training data were (no target needed).
+
+    ``reverse``: the target column is the (only) input, for a target -> input prediction.
+    """
     from neurotrans.config import config_from_dict
     from neurotrans.data.pipeline import working_grid
     from neurotrans.data.preprocess import prepare_subject
 
     cfg = config_from_dict(info.config)
-    return prepare_subject(manifest, i, list(info.inputs), None, grid=working_grid(cfg.data.voxel_size),
+    inputs = [info.target] if reverse else list(info.inputs)
+    return prepare_subject(manifest, i, inputs, None, grid=working_grid(cfg.data.voxel_size),
                            normalisation=dict(cfg.data.normalisation), mask=info.mask,
                            fitted=dict(info.cohort_stats) or None)
 
@@ -238,7 +273,8 @@ def prediction_label(info: RunInfo, planes: str = "trained") -> str:
 def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None = None,
                     manifest: str | Path | None = None, out: str | Path = "predictions", device: str = "auto",
                     overwrite: bool = False, subjects: Sequence[str] | None = None,
-                    planes: str = "trained", bids: str | Path | None = None) -> list[Path]:
+                    planes: str = "trained", bids: str | Path | None = None,
+                    direction: str | None = None) -> list[Path]:
     """``neurotrans predict``: write predicted volumes as NIfTI.
 
     Args:
@@ -252,6 +288,9 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
         device: ``auto``, ``cpu`` or ``cuda``.
         overwrite: replace existing outputs.
         planes: slice models: ``trained`` (default), one plane, or ``all`` (plane-averaged).
+        direction: ``SRC->DST``; ``None`` = the trained direction. The reverse one (target ->
+            input, unpaired models) reads the target column (or one ``--input`` file of it)
+            and writes the input modality's BIDS-derivatives file.
 
     Returns:
         the written paths.
@@ -275,7 +314,19 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
     method, info = load_trained(checkpoint, dev)
     if info.sampling["kind"] == "slices":
         planes_for(info, planes)  # refuse a bad --planes before any work
+    reverse = direction_of(info, direction)
+    if reverse and not callable(getattr(method, "predict_reverse", None)):
+        raise InputError(f"--direction {direction}", f"method {info.method} translates one way only",
+                         "leave --direction out")
     images = [c for c in info.inputs if c != "coords"]
+    produced, units = info.target, info.units
+    if reverse:  # the unpaired model run backwards: target -> input
+        from neurotrans.config import config_from_dict
+        from neurotrans.data.normalize import default_normalisation, units_of
+
+        produced, images = images[0], [info.target]
+        units = units_of(produced, config_from_dict(info.config).data.normalisation.get(
+            produced, default_normalisation(produced)))
     if inputs is not None:
         inputs = [Path(p) for p in inputs]
         if len(inputs) != len(images):
@@ -286,8 +337,8 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
                 raise InputError(p, "input file not found", "check the path")
         table = pd.DataFrame([{"subject": "input", "session": "1", **{c: str(p.resolve())
                                                                       for c, p in zip(images, inputs, strict=True)}}])
-        subject = prepare_for_prediction(Manifest(table, Path.cwd()), 0, info)
-        data = predict_subject(method, info, subject, device=dev, planes=planes)
+        subject = prepare_for_prediction(Manifest(table, Path.cwd()), 0, info, reverse=reverse)
+        data = predict_subject(method, info, subject, device=dev, planes=planes, reverse=reverse)
         save_volume(out, data, subject.reference.affine, subject.reference.header, overwrite=overwrite)
         return [out]
     if bids is not None:
@@ -298,7 +349,7 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
         man = read_manifest(manifest)  # type: ignore[arg-type]
     rows = _rows(man, info, subjects)
     folder = PredictionFolder(out)
-    paths = {i: folder.path(str(man.table.iloc[i]["subject"]), str(man.table.iloc[i]["session"]), info.target)
+    paths = {i: folder.path(str(man.table.iloc[i]["subject"]), str(man.table.iloc[i]["session"]), produced)
              for i in rows}  # every id is checked before anything is written
     for i in rows:  # every input's header, before the first prediction is written
         for c in images:
@@ -312,14 +363,14 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
         raise InputError(clash[0], f"already exists ({len(clash)} of the {len(paths)} outputs do)",
                          "pass --overwrite or another --out")
     sha = file_sha256(checkpoint)
-    label = prediction_label(info, planes)
+    label = prediction_label(info, planes) + (f" ({info.target}->{produced})" if reverse else "")
     sources = SourceLinks.of([man.path(i, c) for i in rows for c in images], folder.root)
     folder.root.mkdir(parents=True, exist_ok=True)
     folder.write_description({"Name": "neurotrans", "Version": __version__,
-                              "Description": f"{label}: {info.target} predicted from {', '.join(info.inputs)}"},
+                              "Description": f"{label}: {produced} predicted from {', '.join(images)}"},
                              {"SourceDatasets": [{"URL": sources.location}], "DatasetLinks": sources.links(),
-                              "neurotrans": {"label": label, "method": info.method, "target": info.target,
-                                             "units": info.units, "planes": planes,
+                              "neurotrans": {"label": label, "method": info.method, "target": produced,
+                                             "units": units, "planes": planes,
                                              "checkpoint_sha256": sha, "simulated": info.simulated}})
     readme = folder.root / "README"
     if not readme.exists() or overwrite:
@@ -328,19 +379,20 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
     from tqdm.auto import tqdm
 
     for i in tqdm(rows, desc="predict", disable=len(rows) < 2):
-        subject = prepare_for_prediction(man, i, info)
-        data = predict_subject(method, info, subject, device=dev, planes=planes)
+        subject = prepare_for_prediction(man, i, info, reverse=reverse)
+        data = predict_subject(method, info, subject, device=dev, planes=planes, reverse=reverse)
         path = save_volume(paths[i], data, subject.reference.affine, subject.reference.header, overwrite=overwrite)
         used = [sources.uri(man.path(i, c)) for c in images]
-        write_text_atomic(folder.sidecar(path), json.dumps(prediction_sidecar(info, label, planes, sha, used,
-                                                                              bool(subject.mask is not None)),
-                                                           indent=2) + "\n")
+        sidecar = prediction_sidecar(info, label, planes, sha, used, bool(subject.mask is not None),
+                                     target=produced, units=units, inputs=images)
+        write_text_atomic(folder.sidecar(path), json.dumps(sidecar, indent=2) + "\n")
         written.append(path)
     return written
 
 
 def prediction_sidecar(info: RunInfo, label: str, planes: str, sha: str, sources: list[str],
-                       masked: bool) -> dict[str, Any]:
+                       masked: bool, *, target: str | None = None, units: str | None = None,
+                       inputs: Sequence[str] | None = None) -> dict[str, Any]:
     """The JSON sidecar of one predicted image: BIDS-derivatives fields, then neurotrans' own.
 
     ``Sources`` and ``SpatialReference`` are BIDS URIs of the input images (the prediction
@@ -349,18 +401,20 @@ def prediction_sidecar(info: RunInfo, label: str, planes: str, sha: str, sources
     acquisition fields (injection, scanner, reconstruction, timing) are left out: there
     was no acquisition. neurotrans' own fields sit under one ``neurotrans`` key.
     """
+    target = target or info.target
+    units = units or info.units
+    inputs = list(inputs if inputs is not None else info.inputs)
     sidecar: dict[str, Any] = {
-        "Description": f"{info.target} synthesised by neurotrans ({label}, method {info.method}) from "
-                       f"{', '.join(info.inputs)}; a model prediction, not a measured image",
+        "Description": f"{target} synthesised by neurotrans ({label}, method {info.method}) from "
+                       f"{', '.join(inputs)}; a model prediction, not a measured image",
         "Sources": sources, "SpatialReference": sources[0] if sources else None}
-    if info.target in TRACERS:
-        sidecar |= {"TracerName": info.target, "TracerRadionuclide": TRACERS[info.target], "Units": info.units,
+    if target in TRACERS:
+        sidecar |= {"TracerName": target, "TracerRadionuclide": TRACERS[target], "Units": units,
                     "SkullStripped": masked}
     sidecar = {k: v for k, v in sidecar.items() if v is not None}
     sidecar["neurotrans"] = {
         "method": info.method, "label": label, "checkpoint_sha256": sha, "version": __version__,
-        "inputs": list(info.inputs), "target": info.target, "units": info.units, "planes": planes,
-        "simulated": info.simulated}
+        "inputs": inputs, "target": target, "units": units, "planes": planes, "simulated": info.simulated}
     return sidecar
 
 

@@ -163,9 +163,12 @@ class RunInfo:
             "patch_size", "overlap"}`` or ``{"kind": "volume", "roi_size"}``.
         in_channels: channels of the network input.
         size_multiple: spatial sizes the network needs (2**depth of a U-Net).
-        split: ``{"train", "val", "test"}`` subject ids.
+        split: ``{"train", "val", "test"}`` subject ids (unpaired runs add the training
+            subjects of each domain, ``domain_a`` and ``domain_b``).
         manifest: absolute path of the training manifest.
         simulated: the training data are a simulated cohort.
+        source_stats: a one-input model's training statistics of that input (to invert a
+            prediction in the reverse direction, target -> input, of an unpaired model).
     """
 
     version: str
@@ -186,6 +189,7 @@ class RunInfo:
     split: dict[str, list[str]]
     manifest: str
     simulated: bool = False
+    source_stats: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (safe for JSON and ``torch.load(weights_only=True)``)."""
@@ -204,6 +208,7 @@ class RunInfo:
         kw["inputs"] = tuple(kw["inputs"])
         kw["input_channels"] = tuple(kw["input_channels"])
         kw["target_stats"] = tuple(kw["target_stats"])
+        kw["source_stats"] = tuple(kw.get("source_stats", ()))
         return cls(**kw)
 
     @property

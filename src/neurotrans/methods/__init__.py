@@ -15,19 +15,24 @@ from neurotrans.methods.base import (
     OptimGroup,
     masked_errors,
 )
+from neurotrans.methods.cyclegan import CycleGAN
 from neurotrans.methods.esit import ESITMethod
 from neurotrans.methods.pix2pix import Pix2Pix
 from neurotrans.methods.supervised import SupervisedMethod
+from neurotrans.methods.unit import UNITMethod
 from neurotrans.names import check_name
 
 METHODS: dict[str, type[Method]] = {
     "supervised": SupervisedMethod,
     "pix2pix": Pix2Pix,
     "esit": ESITMethod,
+    "unit": UNITMethod,
+    "cyclegan": CycleGAN,
 }
 
 __all__ = ["METHODS", "ESITMethod", "ErrorSums", "Method", "MethodConfig", "ModelIO", "NLLSums", "OptimGroup",
-           "Pix2Pix", "SupervisedMethod", "build_method", "masked_errors", "method_config_class"]
+           "Pix2Pix", "SupervisedMethod", "build_method", "masked_errors", "method_config_class",
+           "CycleGAN", "UNITMethod"]
 
 
 def method_class(name: str) -> type[Method]:

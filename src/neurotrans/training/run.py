@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,6 +73,82 @@ def build_from_config(cfg: Config) -> object:
         raise InputError("model", str(err), "fix the model section of the config or its --set overrides") from None
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """What one run trains and validates on.
+
+    Args:
+        split: train / val / test subject ids (and ``domain_a`` / ``domain_b`` when unpaired).
+        cohort_stats: statistics of the ``zscore:cohort`` columns.
+        train: the prepared training subjects (both domains when unpaired).
+        sampling: how samples are cut (``RunInfo.sampling``).
+        train_sets, val_sets: the datasets handed to the trainer.
+    """
+
+    split: dict[str, list[str]]
+    cohort_stats: dict[str, dict[str, Any]]
+    train: list[Any]
+    sampling: dict[str, Any]
+    train_sets: list[Any]
+    val_sets: list[Any]
+
+
+def prepare_training(cfg: Config, manifest: Any, multiple: int) -> TrainingData:
+    """Split, normalise and cut the data of a run (paired, or two unpaired domains)."""
+    from neurotrans.data.pipeline import (
+        build_datasets,
+        build_unpaired_datasets,
+        fit_cohort_stats,
+        prepare,
+        prepare_unpaired,
+        sampling_of,
+        split_subjects,
+    )
+
+    parts = split_subjects(manifest, cfg.split)
+    if not parts["train"]:
+        raise InputError(manifest.source or manifest.root, "the split leaves no training subject",
+                         "use more subjects or a smaller test/validation share")
+    seed = cfg.trainer.seed
+    if cfg.data.pairing == "unpaired":  # two domains from disjoint training subjects; validation stays paired
+        train_a, train_b, cohort_stats = prepare_unpaired(manifest, parts["train"], cfg.data, seed=cfg.split.seed)
+        parts = {**parts, "domain_a": sorted({s.subject for s in train_a}),
+                 "domain_b": sorted({s.subject for s in train_b})}
+        train = [*train_a, *train_b]
+        sampling = sampling_of(cfg.data, [s.shape for s in train], multiple)
+        train_sets = build_unpaired_datasets(train_a, train_b, cfg.data, sampling, multiple, seed=seed)
+    else:
+        cohort_stats = fit_cohort_stats(manifest, parts["train"], cfg.data)
+        train = prepare(manifest, parts["train"], cfg.data, cohort_stats)
+        sampling = sampling_of(cfg.data, [s.shape for s in train], multiple)
+        train_sets = build_datasets(train, cfg.data, sampling, multiple, seed=seed, train=True)
+    val = prepare(manifest, parts["val"][: cfg.trainer.val_subjects_max], cfg.data, cohort_stats)
+    val_sets = build_datasets(val, cfg.data, sampling, multiple, seed=seed, train=False)
+    return TrainingData(parts, cohort_stats, train, sampling, train_sets, val_sets)
+
+
+def run_info(cfg: Config, data: TrainingData, multiple: int) -> RunInfo:
+    """The run's :class:`RunInfo`: what ``predict`` and every reader need to know about it."""
+    from neurotrans.data.normalize import default_normalisation, units_of
+    from neurotrans.data.pipeline import working_grid
+
+    grid = working_grid(cfg.data.voxel_size)
+    target = cfg.data.target
+    target_spec = cfg.data.normalisation.get(target, default_normalisation(target))
+    # a one-input model run backwards (unpaired) inverts with its input's statistics
+    source = cfg.data.inputs[0] if len(cfg.data.inputs) == 1 else None
+    return RunInfo(
+        version=__version__, config=cfg.to_dict(), method=cfg.model.method, inputs=tuple(cfg.data.inputs),
+        input_channels=tuple(data.train[0].input_names), target=target, units=units_of(target, target_spec),
+        mask=cfg.data.mask, target_stats=tuple(s.stats[target] for s in data.train if target in s.stats),
+        source_stats=tuple(s.stats[source] for s in data.train if source in s.stats),
+        cohort_stats=data.cohort_stats,
+        grid=None if grid is None else {"shape": list(grid.shape), "affine": np.asarray(grid.affine).tolist()},
+        spatial_dims=cfg.data.spatial_dims, sampling=data.sampling, in_channels=cfg.data.n_input_channels,
+        size_multiple=multiple, split=data.split, manifest=str(Path(cfg.data.manifest).resolve()),
+        simulated=is_simulated(cfg.data.manifest))
+
+
 def train_from_config(config: str | Path | Config, overrides: Sequence[str] = (), out: str | Path | None = None,
                       resume: bool = False, max_minutes: float | None = None, device: str = "auto",
                       overwrite: bool = False) -> Path:
@@ -85,15 +163,6 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
         device: ``auto``, ``cpu`` or ``cuda``.
         overwrite: replace an existing run in ``out`` (with its predictions, evaluation, report).
     """
-    from neurotrans.data.normalize import default_normalisation, units_of
-    from neurotrans.data.pipeline import (
-        build_datasets,
-        fit_cohort_stats,
-        prepare,
-        sampling_of,
-        split_subjects,
-        working_grid,
-    )
     from neurotrans.training.trainer import Trainer, resolve_device, seed_everything
 
     overrides = list(overrides or ())
@@ -122,30 +191,10 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
     # one train per run folder: a second one into the same --out stops here, before touching its files
     with folder_lock(run.lock_file, what="neurotrans train"):
         _check_run_folder(run, resume, overwrite)
-        parts = split_subjects(manifest, cfg.split)
-        if not parts["train"]:
-            raise InputError(manifest.source or manifest.root, "the split leaves no training subject",
-                             "use more subjects or a smaller test/validation share")
-        cohort_stats = fit_cohort_stats(manifest, parts["train"], cfg.data)
-        train = prepare(manifest, parts["train"], cfg.data, cohort_stats)
-        val = prepare(manifest, parts["val"][: cfg.trainer.val_subjects_max], cfg.data, cohort_stats)
-        multiple = method.size_multiple  # type: ignore[attr-defined]
-        sampling = sampling_of(cfg.data, [s.shape for s in train], multiple)
-        train_sets = build_datasets(train, cfg.data, sampling, multiple, seed=cfg.trainer.seed, train=True)
-        val_sets = build_datasets(val, cfg.data, sampling, multiple, seed=cfg.trainer.seed, train=False)
-        grid = working_grid(cfg.data.voxel_size)
-        target_spec = cfg.data.normalisation.get(cfg.data.target, default_normalisation(cfg.data.target))
-        info = RunInfo(
-            version=__version__, config=cfg.to_dict(), method=cfg.model.method, inputs=tuple(cfg.data.inputs),
-            input_channels=tuple(train[0].input_names), target=cfg.data.target,
-            units=units_of(cfg.data.target, target_spec), mask=cfg.data.mask,
-            target_stats=tuple(s.stats[cfg.data.target] for s in train), cohort_stats=cohort_stats,
-            grid=None if grid is None else {"shape": list(grid.shape), "affine": np.asarray(grid.affine).tolist()},
-            spatial_dims=cfg.data.spatial_dims, sampling=sampling, in_channels=cfg.data.n_input_channels,
-            size_multiple=multiple, split=parts, manifest=str(Path(cfg.data.manifest).resolve()),
-            simulated=is_simulated(cfg.data.manifest))
-        trainer = Trainer(method, train_sets, val_sets, trainer=cfg.trainer, optim=cfg.optim, out=run.root,  # type: ignore[arg-type]
-                          batch_size=cfg.data.batch_size, info=info.to_dict(), device=dev,
+        data = prepare_training(cfg, manifest, method.size_multiple)  # type: ignore[attr-defined]
+        info = run_info(cfg, data, method.size_multiple)  # type: ignore[attr-defined]
+        trainer = Trainer(method, data.train_sets, data.val_sets, trainer=cfg.trainer, optim=cfg.optim,  # type: ignore[arg-type]
+                          out=run.root, batch_size=cfg.data.batch_size, info=info.to_dict(), device=dev,
                           num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
         if resume:
             trainer.resume()

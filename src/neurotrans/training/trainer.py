@@ -310,9 +310,12 @@ class Trainer:
         self.scaler.update()
         return logs
 
-    def _loader(self, dataset: Dataset, batch_sampler: Sampler[list[int]]) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_sampler: Sampler[list[int]], seed: int = 0) -> DataLoader:
+        # a loader's own generator: one drawing its workers' base seed from torch's global RNG
+        # would shift the stream that dropout and latent noise use, and a resumed run would diverge
         return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=self.num_workers,
-                          pin_memory=self.pin_memory, collate_fn=default_collate)
+                          pin_memory=self.pin_memory, collate_fn=default_collate,
+                          generator=torch.Generator().manual_seed(seed))
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -369,7 +372,7 @@ class Trainer:
                     if hasattr(ds, "set_epoch"):
                         ds.set_epoch(s.epoch)
                 sampler = EpochBatches(self.sizes, self.batch_size, self.cfg.seed, s.epoch, s.batch_in_epoch)
-                for batch in self._loader(self.train_data, sampler):
+                for batch in self._loader(self.train_data, sampler, seed=self.cfg.seed * 1_000_003 + s.epoch):
                     if self._out_of_budget(started):
                         s.stopped = f"time budget of {self.cfg.max_minutes} min reached at step {s.step}"
                         break
