@@ -296,8 +296,11 @@ class Trainer:
         return logs
 
     def _loader(self, dataset: Dataset, batch_sampler: Sampler[list[int]]) -> DataLoader:
+        # a generator of its own: a loader drawing its base seed from torch's global RNG would
+        # shift the dropout / noise draws of a run resumed mid-epoch (a new loader) by one
         return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=self.num_workers,
-                          pin_memory=self.pin_memory, collate_fn=default_collate)
+                          pin_memory=self.pin_memory, collate_fn=default_collate,
+                          generator=torch.Generator().manual_seed(self.cfg.seed))
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
