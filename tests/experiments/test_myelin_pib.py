@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from neurotrans.experiments.myelin_pib import FOLDS, VAL_SUBJECTS, orderings, quality_table, thesis_folds
+from neurotrans.experiments.myelin_pib import (
+    FOLDS,
+    VAL_SUBJECTS,
+    orderings,
+    quality_table,
+    thesis_folds,
+)
 from neurotrans.io.manifest import Manifest
 
 
