@@ -68,8 +68,11 @@ def build(name: str, thesis: bool):
     return build_method(cfg.model, io), cfg
 
 
-def throughput(name: str, stage: int | None, steps: int, batch: int, thesis: bool) -> float:
-    """Patches/s of ``Trainer.train_iteration`` on a batch of 64^3 patches in memory."""
+def throughput(name: str, stage: int | None, steps: int, batch: int, thesis: bool) -> tuple[float, float]:
+    """Patches per second and per CPU second of ``Trainer.train_iteration`` on 64^3 patches in memory.
+
+    The CPU-second rate does not depend on what else runs on a shared machine.
+    """
     import torch
     from torch.utils.data import TensorDataset
 
@@ -87,10 +90,10 @@ def throughput(name: str, stage: int | None, steps: int, batch: int, thesis: boo
         if stage is not None:
             trainer.state.step = sum(s.steps for s in cfg.model.stages[:stage])  # the Refiner's turn
         trainer.train_iteration(data)  # warm-up
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for _ in range(steps):
             trainer.train_iteration(data)
-        return steps * batch / (time.perf_counter() - start)
+        return steps * batch / (time.perf_counter() - start), steps * batch / (time.process_time() - cpu)
 
 
 def predict_child(batch: int, thesis: bool) -> dict:
@@ -108,12 +111,13 @@ def predict_child(batch: int, thesis: bool) -> dict:
                            overlap=0.5, batch_size=batch)  # kernels, allocator
     volume = rng.random((cfg.data.n_input_channels, *VOLUME), dtype=np.float32)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out = predict_sliding_window(method.predict, volume, roi, overlap=0.5, batch_size=batch)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert out.shape == VOLUME
-    return {"seconds": seconds, "peak_mib": peak / 1024, "added_mib": (peak - before) / 1024}
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_mib": peak / 1024,
+            "added_mib": (peak - before) / 1024}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,13 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     widths = "thesis widths" if args.thesis else "packaged CPU-sized widths"
     print(f"64^3 patches, batch {args.batch}, {args.threads} thread(s), {widths}")
     for label, (name, stage) in CONFIGS.items():
-        rate = throughput(name, stage, args.steps, args.batch, args.thesis)
-        print(f"  train {label:<28} {rate:7.3f} patches/s  ({1 / rate * args.batch:.2f} s per iteration)")
+        rate, cpu_rate = throughput(name, stage, args.steps, args.batch, args.thesis)
+        print(f"  train {label:<28} {rate:7.3f} patches/s, {cpu_rate:7.3f} patches per CPU s "
+              f"({args.batch / cpu_rate:.2f} CPU s per iteration)")
     cmd = [sys.executable, __file__, "--child", "--batch", str(args.batch), "--threads", str(args.threads)]
     out = subprocess.run(cmd + (["--thesis"] if args.thesis else []), capture_output=True, text=True, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"  predict 1.5 mm volume {'x'.join(map(str, VOLUME))} (Refiner CF-SAGAN, 64^3 windows, 50 % overlap, "
-          f"{args.batch} per pass): {r['seconds']:.1f} s, peak RSS {r['peak_mib']:.0f} MiB "
+          f"{args.batch} per pass): {r['seconds']:.1f} s ({r['cpu_seconds']:.1f} CPU s), peak RSS {r['peak_mib']:.0f} MiB "
           f"(+{r['added_mib']:.0f} MiB over the loaded model)")
     return 0
 

@@ -300,7 +300,7 @@ class Trainer:
         # shift the dropout / noise draws of a run resumed mid-epoch (a new loader) by one
         return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=self.num_workers,
                           pin_memory=self.pin_memory, collate_fn=default_collate,
-                          generator=torch.Generator().manual_seed(self.cfg.seed))
+                          generator=torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.state.epoch))
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
