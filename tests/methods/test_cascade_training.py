@@ -65,13 +65,13 @@ def state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_stage_one_is_frozen_while_stage_two_trains(tmp_path):
     method = cascade()
     t = trainer(method, tmp_path, 5)
-    loader = iter(torch.utils.data.DataLoader(Toy(), batch_size=2))
-    frozen = None
+    batches = list(torch.utils.data.DataLoader(Toy(), batch_size=2))
+    frozen = refiner = {}
     for step in range(5):
         if step == STAGE0_STEPS:
             frozen = {n: state(method.networks[n]) for n in ("G0", "D0")}
             refiner = {n: state(method.networks[n]) for n in ("G1", "D1")}
-        t.train_iteration(next(loader) if step % 4 else next(iter(torch.utils.data.DataLoader(Toy(), batch_size=2))))
+        t.train_iteration(batches[step % len(batches)])  # calls method.train() first, as fit() does
         t.state.step += 1
     assert int(method.active_stage) == 1
     for name, before in frozen.items():  # weights and batch-norm running statistics alike
