@@ -8,8 +8,9 @@ divided into three regions"): "other" is every voxel outside lesions and NAWM.
 
 Scale: WL1 here is eq. 3.5 times M (the voxels of one image): the per-region mean errors
 summed over the three regions, averaged over the batch. The thesis's 1/M makes the term
-about a million times smaller than a voxel-mean L1 on a whole volume, which only rescales
-lambda_R (not given in the thesis); without it one lambda suits L1, WL1 and NWL1 alike.
+M / 3 times smaller than a voxel-mean L1 (M = 32^3 for a patch, 128 x 160 x 128 for the
+thesis's volumes), which only rescales lambda_R (not given in the thesis); without it one
+lambda suits L1, WL1 and NWL1 alike.
 NWL1 is eq. 4.4 as written (a voxel mean with weights 1 - m_R / m, halved).
 
 References: Wei et al. 2019, Sketcher-Refiner GANs (thesis ch. 3, eq. 3.4-3.5); Wei et al.
