@@ -299,7 +299,9 @@ def longitudinal(lesions: pd.DataFrame, indices: pd.DataFrame, model: str) -> di
     for k in ("global", "dynamic_demyelination", "dynamic_remyelination"):
         out[f"{k} real"] = mean_sd(idx[f"{k}_real"], 3)
         out[f"{k} synthetic"] = mean_sd(idx[f"{k}_synthetic"], 3)
-        out[f"{k} r"] = float(np.corrcoef(idx[f"{k}_real"], idx[f"{k}_synthetic"])[0, 1]) if len(idx) > 2 else np.nan
+        real, synthetic = idx[f"{k}_real"].to_numpy(float), idx[f"{k}_synthetic"].to_numpy(float)
+        keep = np.isfinite(real) & np.isfinite(synthetic)
+        out[f"{k} r"] = float(np.corrcoef(real[keep], synthetic[keep])[0, 1]) if keep.sum() > 2 else np.nan
     out["DICE dynamic demyelination"] = mean_sd(idx.dice_dynamic_demyelination.dropna(), 2)
     out["DICE dynamic remyelination"] = mean_sd(idx.dice_dynamic_remyelination.dropna(), 2)
     all_t0 = lesions[(lesions.model == model) & (lesions.session == "t0")].drop(columns=["model", "fold"])
@@ -308,8 +310,12 @@ def longitudinal(lesions: pd.DataFrame, indices: pd.DataFrame, model: str) -> di
     return out
 
 
-def saliency_rows(args: argparse.Namespace, fold: int, split: dict[str, list[str]]) -> pd.DataFrame:
-    """Visual attention saliency of the Refiners on fold ``fold``'s test patients at t0.
+SALIENCY_MODELS = ("Refiner (L1)", "Refiner (WL1)", "Refiner (NWL1)")
+
+
+def saliency_rows(args: argparse.Namespace, fold: int, split: dict[str, list[str]], labels: Sequence[str],
+                  max_patients: int = 3) -> pd.DataFrame:
+    """Visual attention saliency of the Refiners ``labels`` on fold ``fold``'s first test patients at t0.
 
     |d loss / d MRI| through the whole cascade (the frozen Sketcher included), maximum over
     the input sequences (thesis eq. 3.7); reported as the mean saliency in lesions, NAWM and
@@ -325,7 +331,7 @@ def saliency_rows(args: argparse.Namespace, fold: int, split: dict[str, list[str
 
     rows = []
     man = read_manifest(args.cohort / "manifest.tsv")
-    for label in ("Refiner (L1)", "Refiner (WL1)", "Refiner (NWL1)"):
+    for label in labels:
         run = RunFolder(args.out / f"fold{fold}" / slug(label))
         method, info = load_trained(run.checkpoint("last"))
         from neurotrans.config import config_from_dict
@@ -333,9 +339,8 @@ def saliency_rows(args: argparse.Namespace, fold: int, split: dict[str, list[str
         cfg = config_from_dict(info.config)
         subjects = prepare(man, split["test"], cfg.data, dict(info.cohort_stats))
         own = Reconstruction(cfg.model.stages[-1].loss, tuple(cfg.data.aux))
-        for s in subjects:
-            if s.session != "t0" or s.aux is None or not np.asarray(s.aux)[0].any():
-                continue
+        patients = [s for s in subjects if s.session == "t0" and s.aux is not None and np.asarray(s.aux)[0].any()]
+        for s in patients[:max_patients]:
             size = [round_up(n, method.size_multiple) for n in s.shape]
             pad = [(0, 0)] + [(0, p - n) for p, n in zip(size, s.shape, strict=True)]
             x = torch.from_numpy(np.pad(np.asarray(s.inputs, np.float32), pad))[None]
@@ -387,7 +392,8 @@ def write_tables(args: argparse.Namespace, evaluations: dict[str, list[Path]],
                       markdown(edss)]
     if saliency is not None and len(saliency):
         s = saliency.groupby(["model", "loss"])[["lesions", "NAWM", "CSF"]].mean().reset_index()
-        lines += ["", "## Visual attention saliency (fold 0, t0 patients): mean in ROI / mean in brain", "",
+        lines += ["", "## Visual attention saliency (fold 0, first 3 t0 test patients): mean in ROI / mean in brain",
+                  "",
                   markdown(s)]
     text = "\n".join(lines) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -408,6 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--fold", type=int, default=None, help="run only this fold")
     p.add_argument("--no-saliency", action="store_true")
     p.add_argument("--skip", nargs="*", default=[], help="row labels not to train (CPU budget)")
+    p.add_argument("--saliency-for", default=None, help="only compute this Refiner's saliency (fold 0)")
     args = p.parse_args(argv)
     args.out = args.out.resolve()
     args.cohort = (args.cohort or args.out / "cohort").resolve()
@@ -418,6 +425,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from neurotrans.io.manifest import read_manifest
 
     splits = thesis_folds(read_manifest(args.cohort / "manifest.tsv"))
+    if args.saliency_for:  # one model's saliency, so that the three can run side by side
+        rows = saliency_rows(args, 0, splits[0], [args.saliency_for])
+        rows.to_csv(args.out / f"saliency_{slug(args.saliency_for)}.tsv", sep="\t", index=False)
+        print(rows.groupby("loss")[["lesions", "NAWM", "CSF"]].mean())
+        return 0
     folds = [args.fold] if args.fold is not None else list(range(FOLDS))
     evaluations: dict[str, list[Path]] = {}
     for fold in folds:
@@ -425,9 +437,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             evaluations.setdefault(label, []).append(folder)
     saliency = None
     if not args.no_saliency and 0 in folds:
-        path = args.out / "saliency.tsv"
-        saliency = pd.read_csv(path, sep="\t") if path.is_file() else saliency_rows(args, 0, splits[0])
-        saliency.to_csv(path, sep="\t", index=False)
+        parts = []
+        for label in SALIENCY_MODELS:
+            path = args.out / f"saliency_{slug(label)}.tsv"
+            if not path.is_file():
+                saliency_rows(args, 0, splits[0], [label]).to_csv(path, sep="\t", index=False)
+            parts.append(pd.read_csv(path, sep="\t"))
+        saliency = pd.concat(parts, ignore_index=True)
+        saliency.to_csv(args.out / "saliency.tsv", sep="\t", index=False)
     print(write_tables(args, evaluations, saliency))
     return 0
 
