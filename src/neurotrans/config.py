@@ -61,6 +61,9 @@ class DataConfig:
             cut like the images: e.g. ``[lesions, NAWM]`` for region-weighted losses.
         covariates: numeric manifest columns carried in every batch as
             ``batch["covariates"]`` (e.g. ``[age]``, DUAL-GLOW's side information).
+        sessions: sessions that train and validate (e.g. ``[t0]``: the MS thesis trains on
+            baseline scans and applies the fixed model to follow-up ones); empty = all.
+            Prediction still covers every session of the test subjects.
         voxel_size: resample everything onto the MNI grid of this voxel size (mm);
             ``None`` keeps each subject's native grid (real data).
         normalisation: column -> normaliser spec (``neurotrans.data.normalize``);
@@ -99,6 +102,7 @@ class DataConfig:
     mask: str | None = "brainmask"
     aux: tuple[str, ...] = ()
     covariates: tuple[str, ...] = ()
+    sessions: tuple[str, ...] = ()
     voxel_size: float | None = 3.0
     normalisation: dict[str, str] = field(default_factory=dict)
     spatial_dims: int = 2

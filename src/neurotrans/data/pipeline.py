@@ -72,8 +72,14 @@ def split_subjects(manifest: Manifest, split: SplitConfig) -> dict[str, list[str
 
 
 def cohort_columns(data: DataConfig) -> list[str]:
-    """Columns normalised with one set of statistics over the training cohort (``zscore:cohort``)."""
-    return [c for c, spec in data.normalisation.items() if str(spec).replace(" ", "") == "zscore:cohort"]
+    """Columns normalised with one set of statistics over the training cohort (``zscore:cohort``).
+
+    Only the inputs and the target count: a config may name more sequences than it reads,
+    so that switching ``data.inputs`` (MTR / MTR+RD / MTR+DTI) needs no other change.
+    """
+    used = {*data.inputs, data.target}
+    return [c for c, spec in data.normalisation.items()
+            if str(spec).replace(" ", "") == "zscore:cohort" and c in used]
 
 
 def fit_cohort_stats(manifest: Manifest, subjects: Iterable[str], data: DataConfig) -> dict[str, dict[str, Any]]:
@@ -106,14 +112,27 @@ def _prepare(manifest: Manifest, subjects: Iterable[str], data: DataConfig, coho
     from neurotrans.data.cache import prepare_cohort
 
     normalisation = {**data.normalisation, **dict.fromkeys(identity, "none")}
-    return prepare_cohort(manifest.subset(set(subjects)), list(data.inputs), data.target if with_target else None,
+    return prepare_cohort(select_sessions(manifest.subset(set(subjects)), data.sessions), list(data.inputs),
+                          data.target if with_target else None,
                           grid=working_grid(data.voxel_size), normalisation=normalisation, mask=data.mask,
                           cache_dir=data.cache_dir, aux=data.aux, fitted=cohort_stats or None)
 
 
+def select_sessions(manifest: Manifest, sessions: Sequence[str]) -> Manifest:
+    """The rows of ``sessions`` only (``data.sessions``; empty keeps every row).
+
+    References: thesis ch. 4.3.1: models trained and validated on baseline (t0) scans,
+    then applied unchanged to the follow-up (t1) scans of the test subjects.
+    """
+    if not sessions:
+        return manifest
+    keep = manifest.table["session"].astype(str).isin({str(s) for s in sessions})
+    return Manifest(manifest.table[keep].reset_index(drop=True), manifest.root, manifest.source)
+
+
 def prepare(manifest: Manifest, subjects: Iterable[str], data: DataConfig, cohort_stats: dict[str, dict[str, Any]],
             *, with_target: bool = True) -> list[PreparedSubject]:
-    """Prepared subjects (all sessions) of ``subjects``, in manifest order.
+    """Prepared subjects of ``subjects`` (the sessions ``data.sessions`` names; all if none), in manifest order.
 
     With ``data.cache_dir`` they are memory-mapped from the on-disk cache (filled on first use).
     """

@@ -153,12 +153,13 @@ class AdversarialLoss(nn.Module):
         self.fake_range = _check_range(fake_range, "fake_range")
         self.generator = torch.Generator().manual_seed(seed)
 
-    def get_extra_state(self) -> dict[str, torch.Tensor]:
-        # the generator's position goes into state_dict so a resumed run draws the same targets
-        return {"generator": self.generator.get_state()}
+    def get_extra_state(self) -> torch.Tensor:
+        # the generator's position goes into state_dict so a resumed run draws the same targets;
+        # a plain tensor, as every other state_dict value (the trainer detaches them all)
+        return self.generator.get_state()
 
-    def set_extra_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.generator.set_state(state["generator"])
+    def set_extra_state(self, state: torch.Tensor | dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["generator"] if isinstance(state, dict) else state)
 
     def forward(
         self, logits: torch.Tensor, target_is_real: bool, smooth: bool = True

@@ -15,6 +15,9 @@ from neurotrans.methods.base import (
     OptimGroup,
     masked_errors,
 )
+from neurotrans.methods.cascade import Cascade
+from neurotrans.methods.cfsagan import CFSAGAN
+from neurotrans.methods.cgan import ConditionalGAN
 from neurotrans.methods.cyclegan import CycleGAN
 from neurotrans.methods.esit import ESITMethod
 from neurotrans.methods.pix2pix import Pix2Pix
@@ -28,11 +31,14 @@ METHODS: dict[str, type[Method]] = {
     "esit": ESITMethod,
     "unit": UNITMethod,
     "cyclegan": CycleGAN,
+    "cgan": ConditionalGAN,
+    "cascade": Cascade,
+    "cfsagan": CFSAGAN,
 }
 
 __all__ = ["METHODS", "ESITMethod", "ErrorSums", "Method", "MethodConfig", "ModelIO", "NLLSums", "OptimGroup",
            "Pix2Pix", "SupervisedMethod", "build_method", "masked_errors", "method_config_class",
-           "CycleGAN", "UNITMethod"]
+           "CFSAGAN", "Cascade", "ConditionalGAN", "CycleGAN", "UNITMethod"]
 
 
 def method_class(name: str) -> type[Method]:

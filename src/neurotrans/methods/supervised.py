@@ -1,4 +1,4 @@
-"""Supervised regression: one network, a reconstruction loss (L1, L2 or Charbonnier).
+"""Supervised regression: one network, a reconstruction loss (L1, L2, Charbonnier, WL1 or NWL1).
 
 References: Ronneberger et al., U-Net (MICCAI 2015); the T1-MRI -> FDG-PET U-Net of
 "Demystifying T1-MRI to FDG-PET translation" (papers/000: L1, AdamW); the 3D FCN of the MS
@@ -21,14 +21,15 @@ from neurotrans.methods.base import (
     build_net,
     check_network_name,
 )
+from neurotrans.methods.regions import REGION_LOSSES, Reconstruction, check_region_data
 
 RECONSTRUCTION_LOSSES = ("l1", "mse", "charbonnier")
 
 
-def check_reconstruction_loss(name: str, where: str) -> None:
+def check_reconstruction_loss(name: str, where: str, allowed: tuple[str, ...] = RECONSTRUCTION_LOSSES) -> None:
     """Refuse a reconstruction loss the methods do not offer."""
-    if name not in RECONSTRUCTION_LOSSES:
-        raise ValueError(f"{where} = {name!r}; choose one of {', '.join(RECONSTRUCTION_LOSSES)}")
+    if name not in allowed:
+        raise ValueError(f"{where} = {name!r}; choose one of {', '.join(allowed)}")
 
 
 def initialise(net: nn.Module, init: str | None) -> nn.Module:
@@ -47,7 +48,8 @@ class SupervisedConfig(MethodConfig):
     Args:
         generator: key of ``neurotrans.networks.NETWORKS`` (the translator).
         generator_args: its keyword arguments besides dims and channels.
-        loss: ``l1``, ``mse`` or ``charbonnier``.
+        loss: ``l1``, ``mse``, ``charbonnier``, or the MS thesis's lesion-weighted ``wl1`` /
+            ``nwl1`` (the "3D U-Net+L1W" baseline; they need ``data.aux: [lesions, NAWM]``).
         init: ``None`` (PyTorch's default), ``normal`` (N(0, 0.02)), ``xavier`` or ``kaiming``.
     """
 
@@ -59,9 +61,12 @@ class SupervisedConfig(MethodConfig):
 
     def __post_init__(self) -> None:
         check_network_name(self.generator, "model.generator")
-        check_reconstruction_loss(self.loss, "model.loss")
+        check_reconstruction_loss(self.loss, "model.loss", RECONSTRUCTION_LOSSES + REGION_LOSSES)
         if self.init not in (None, "normal", "xavier", "kaiming"):
             raise ValueError(f"model.init = {self.init!r}; choose normal, xavier, kaiming or null")
+
+    def check_data(self, data: Any) -> None:
+        check_region_data(self.loss, tuple(data.aux))
 
 
 class SupervisedMethod(Method):
@@ -69,27 +74,28 @@ class SupervisedMethod(Method):
 
     Args:
         net: translator, (B, C, H, W[, D]) -> (B, 1, H, W[, D]).
-        loss: ``l1``, ``mse`` or ``charbonnier``.
+        loss: ``l1``, ``mse``, ``charbonnier``, ``wl1`` or ``nwl1``.
+        aux: ``batch["aux"]`` channel names (``ModelIO.aux``), for ``wl1`` / ``nwl1``.
     """
 
     Config = SupervisedConfig
     summary: ClassVar[str] = "one network regressing the target with L1/L2/Charbonnier (U-Net, FCN; papers 000, 003)"
 
-    def __init__(self, net: nn.Module, loss: str = "l1") -> None:
+    def __init__(self, net: nn.Module, loss: str = "l1", aux: tuple[str, ...] = ()) -> None:
         super().__init__({"net": net})
-        check_reconstruction_loss(loss, "loss")
+        check_reconstruction_loss(loss, "loss", RECONSTRUCTION_LOSSES + REGION_LOSSES)
         self.loss_name = loss
-        self.loss_fn = build_loss(loss)
+        self.loss_fn = Reconstruction(loss, aux) if loss in REGION_LOSSES else build_loss(loss)
 
     @classmethod
     def from_config(cls, config: SupervisedConfig, io: ModelIO) -> SupervisedMethod:
         net = build_net(config.generator, config.generator_args, where="model.generator_args",
                         spatial_dims=io.spatial_dims, in_channels=io.in_channels, out_channels=1)
-        return cls(initialise(net, config.init), loss=config.loss)
+        return cls(initialise(net, config.init), loss=config.loss, aux=tuple(io.aux))
 
     def training_step(self, batch: Batch, group: str) -> dict[str, Tensor]:
         pred = self.networks["net"](batch["input"])
-        loss = self.loss_fn(pred, batch["target"])
+        loss = self.loss_fn(pred, batch if self.loss_name in REGION_LOSSES else batch["target"])
         return {"loss": loss, self.loss_name: loss.detach()}
 
     def predict(self, x: Tensor, covariates: Tensor | None = None) -> Tensor:

@@ -54,6 +54,15 @@ class NoiseInput(nn.Module):
         self.per_voxel = per_voxel
         self.noise_at_eval = noise_at_eval
 
+    @property
+    def size_multiple(self) -> int:
+        """Spatial sizes ``net`` needs (a U-Net: 2**depth), for ``Method.size_multiple``."""
+        m = getattr(self.net, "size_multiple", None)
+        if isinstance(m, int):
+            return m
+        depth = getattr(self.net, "depth", None)
+        return 2 ** int(depth) if isinstance(depth, int) else 1
+
     def sample_noise(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw z for input ``x`` (global RNG, or ``generator`` on x's device)."""
         b, _, *sizes = x.shape
@@ -84,13 +93,15 @@ class NoiseInput(nn.Module):
 
 def unet_sketcher_z(
     spatial_dims: int, in_channels: int, out_channels: int, *, base: int = 32, depth: int = 3,
-    dropout: float = 0.5, noise_channels: int = 1, noise_std: float = 1.0,
+    dropout: float = 0.5, noise_channels: int = 1, noise_std: float = 1.0, noise_at_eval: bool = True,
 ) -> NoiseInput:  # fmt: skip
     """The thesis's Sketcher generator G_S(I_M, z): ``unet_sketcher`` with a noise input z.
 
     ``in_channels`` counts the MRI channels only; the U-Net inside takes ``in_channels +
     noise_channels``. The Refiner needs no wrapper: it is ``unet_sketcher`` with
     ``in_channels`` = MRI channels + 1, fed ``torch.cat([mri, sketch], dim=1)``.
+    ``noise_at_eval=False`` feeds z = 0 (the noise's mean) in eval mode: predictions, and
+    the sketches a Refiner trains on behind the frozen Sketcher, become deterministic.
 
     References: Wei et al. 2019 (thesis ch. 3, Fig. 3.2, Sec. 3.3.1).
     """
@@ -98,4 +109,4 @@ def unet_sketcher_z(
     F.check_positive(noise_channels, "noise_channels")
     net = unet_sketcher(spatial_dims, in_channels + noise_channels, out_channels, base=base,
                         depth=depth, dropout=dropout)  # fmt: skip
-    return NoiseInput(net, noise_channels=noise_channels, std=noise_std)
+    return NoiseInput(net, noise_channels=noise_channels, std=noise_std, noise_at_eval=noise_at_eval)

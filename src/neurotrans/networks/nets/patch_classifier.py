@@ -147,6 +147,11 @@ class NonOverlappingPatchDiscriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(features[-1] * math.prod(s // 2**n for s in sizes), 2)
 
+    @property
+    def size_multiple(self) -> int:
+        """Inputs must be a whole number of patches along every axis (``Method.size_multiple``)."""
+        return math.lcm(*self.patch_size)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Real/fake logits of every patch.
 
