@@ -148,6 +148,10 @@ def subject_concepts(run: OpenRun, i: int, columns: Mapping[str, str], regions: 
     """Row ``i`` prepared as in training, and its concept maps on the working grid."""
     subject = run.prepare(i)
     concepts = load_concepts(run.manifest, i, subject.grid, columns=columns, regions={})
+    for name in IMAGE_CONCEPTS:  # the paper min-max normalises T1 and PET per image before pooling subjects
+        if name in concepts:
+            lo, hi = float(concepts[name].min()), float(concepts[name].max())
+            concepts[name] = ((concepts[name] - lo) / (hi - lo) if hi > lo else concepts[name]).astype(np.float32)
     cache = {} if cache is None else cache
     key = (tuple(subject.grid.shape), np.asarray(subject.grid.affine).round(6).tobytes())
     if regions and key not in cache:
@@ -199,6 +203,7 @@ def run_similarity(run: OpenRun, net: nn.Module, *, n_subjects: int, max_voxels:
                                 columns[t] for t in TISSUES if t in columns) + "; segmented from the T1 in the "
                                 "simulated fdg cohort)"),
             "mask": "brain mask and GM + WM + CSF > 0.5 (voxels of brain tissue or CSF)",
+            "images": "T1 and PET min-max normalised per subject (whole volume), as in the paper",
             "activations": "every LeakyReLU output, in forward order (actv1 ...), resampled to the input grid"}
     return table, meta
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -169,10 +170,17 @@ def _explain_figures(run: RunData) -> list[tuple[str, str, bytes, str]]:
     folder = ExplainFolder.of_run(run.run_dir)
     found = []
     if folder.cca_curves.is_file():
+        try:
+            meta = json.loads(folder.cca_meta.read_text()) if folder.cca_meta.is_file() else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            meta = {}  # only the caption's details come from it
+        meta = meta if isinstance(meta, dict) else {}
+        used = (f" Tissue maps: {meta['tissue_maps']}; {meta.get('n_subjects')} training subjects per run, "
+                f"{len(meta.get('pooled_runs', [1]))} run(s)." if "tissue_maps" in meta else "")
         found.append(("cca", "cca_curves.png", folder.cca_curves,
                       "Per-layer CCA similarity of the activations (after every LeakyReLU) with T1, PET and the tissue "
                       "maps (left) and with AAL2 regions (right), as the ESIT paper's Fig. 3; band: +- 1 SD across the "
-                      "runs explained together (folds), grey: the coarsest layers (explain/cca/curves.png)."))
+                      f"runs explained together (folds), grey: the coarsest layers (explain/cca/curves.png).{used}"))
     if folder.cca_components_png.is_file():
         found.append(("cca", "cca_components.png", folder.cca_components_png,
                       "Leading canonical components of chosen layers for one training subject, beside the concept "
