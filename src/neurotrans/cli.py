@@ -98,11 +98,12 @@ def _explain_cca(args: argparse.Namespace) -> int:
 
 
 def _explain_esit(args: argparse.Namespace) -> int:
-    from neurotrans.explain.esit_run import explain_esit, format_strength
+    from neurotrans.explain.esit_run import explain_esit, format_attention, format_strength
 
     result = explain_esit(args.run_dir, subjects=args.subjects, z_mm=args.z_mm, overwrite=args.overwrite,
                           device=args.device)
     print(format_strength(result.summary))
+    print(format_attention(result.attention_share))
     print(f"wrote {result.run / 'explain' / 'esit'}")
     return 0
 

@@ -101,7 +101,8 @@ def test_explain_cca_pools_runs_and_refuses_to_overwrite(run_copy, capsys):
 def test_explain_esit_writes_maps_and_strength_table(run_copy, capsys):
     run = run_copy("esit_fdg")
     assert main(["explain", "esit", str(run)]) == 0
-    assert "hippocampus" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "hippocampus" in out and "attention over the brain" in out
     folder = ExplainFolder.of_run(run)
     info = RunFolder(run).read_info()
     manifest = read_manifest(info.manifest)
@@ -126,6 +127,9 @@ def test_explain_esit_writes_maps_and_strength_table(run_copy, capsys):
     assert first["gm_ml"] == pytest.approx(float(gm[hippo].sum()) * 0.027, rel=1e-4)
     assoc = pd.read_csv(folder.esit_associations, sep="\t")
     assert set(assoc["value"]) == {"embedding", "contribution"} and len(assoc) == 2 * 2 * 3
+    assert assoc["p_group"].between(0, 1).all()
+    meta = json.loads(folder.esit_meta.read_text())
+    assert meta["gm_column"] == "GM" and sum(meta["attention_share_in_brain"]) == pytest.approx(1.0, abs=1e-5)
     summary = pd.read_csv(folder.esit_summary, sep="\t")
     for region, g in summary.groupby("region"):
         emb = assoc[(assoc["value"] == "embedding") & (assoc["region"] == region)]

@@ -17,6 +17,7 @@ from neurotrans.explain.cca_run import (
     layer_scales,
     summary_table,
 )
+from neurotrans.explain.esit_run import format_attention, group_tests
 from neurotrans.explain.plots import component_montage, esit_montage, figure_png, similarity_curves
 from neurotrans.explain.runs import check_plain_inputs, sample_subjects
 from neurotrans.networks import build_network
@@ -116,3 +117,20 @@ def test_montages_have_a_panel_per_channel():
     vol = rng.random((12, 14, 10)).astype(np.float32)
     items = [{"layer": "actv3", "concept": "GM", "similarity": 0.5, "component": vol - 0.5, "concept_map": vol}]
     assert len(component_montage(items, affine).axes) == 4
+
+
+def test_group_tests_are_one_way_anova():
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    groups = ["CN"] * 5 + ["MCI"] * 4 + ["AD"] * 3 + ["SMC"]  # a one-subject level is left out
+    rows = [{"region": "hippocampus", "channel": c, "group": g, "embedding": rng.standard_normal() + (g == "AD")}
+            for c in range(2) for g in groups]
+    table = pd.DataFrame(rows)
+    out = group_tests(table, "embedding")
+    for c in range(2):
+        t = table[(table["channel"] == c) & (table["group"] != "SMC")]
+        expected = stats.f_oneway(*[t.loc[t["group"] == g, "embedding"] for g in ("CN", "MCI", "AD")]).pvalue
+        assert out.query("channel == @c")["p_group"].iloc[0] == pytest.approx(expected)
+    assert np.isnan(group_tests(table.assign(embedding=1.0), "embedding")["p_group"]).all()
+    assert format_attention(np.array([0.1, 0.9, 0.0])).endswith("#1 90.0 %, #0 10.0 %")

@@ -61,6 +61,8 @@ class ESITExplanation:
         strength: per subject, region and channel (see :func:`neurotrans.explain.esit.region_strength_table`).
         associations: per value, region and channel: r with GM volume, group means.
         summary: per region, the rows of its dominant channel.
+        attention_share: ``(R,)`` mean attention of each channel over every subject's brain voxels
+            (a channel near 1 means the attention collapsed onto it: no regional specialisation).
         written: every file written.
     """
 
@@ -68,6 +70,7 @@ class ESITExplanation:
     strength: pd.DataFrame
     associations: pd.DataFrame
     summary: pd.DataFrame
+    attention_share: np.ndarray
     written: list[Path]
 
 
@@ -123,6 +126,24 @@ def _gm_on_grid(run: OpenRun, i: int, column: str, grid: Any) -> np.ndarray:
     return resample_to_grid(vol.data, vol.affine, grid, order=1)
 
 
+def group_tests(strength: pd.DataFrame, value: str, group: str = "group") -> pd.DataFrame:
+    """Per region and channel: one-way ANOVA p of ``value`` across the levels of ``group`` (diagnosis).
+
+    Levels with fewer than 2 subjects are left out; NaN when fewer than 2 levels remain or the
+    values are constant.
+    """
+    from scipy import stats
+
+    rows = []
+    for (region, channel), t in strength.groupby(["region", "channel"], sort=False):
+        samples = [g[value].to_numpy(float) for _, g in t.groupby(group, sort=False)] if group in t else []
+        samples = [x for x in samples if len(x) >= 2]
+        ok = len(samples) >= 2 and np.ptp(np.concatenate(samples)) > 0
+        rows.append({"region": region, "channel": int(channel),
+                     "p_group": float(stats.f_oneway(*samples).pvalue) if ok else float("nan")})
+    return pd.DataFrame(rows)
+
+
 def _summary(associations: pd.DataFrame) -> pd.DataFrame:
     """Per region, the rows of the channel that the attention most often picks there."""
     if associations.empty:
@@ -171,6 +192,7 @@ def explain_esit(run_dir: str | Path, *, subjects: Sequence[str] | None = None,
     gm = gm_column(run)
     masks: dict[Any, dict[str, np.ndarray]] = {}
     parts, maps_out = [], {}
+    attention_sum, brain_voxels = np.zeros(net.n_regions), 0
     for i in rows:
         s = run.prepare(i)
         key = (tuple(s.grid.shape), np.asarray(s.grid.affine).round(6).tobytes())
@@ -180,16 +202,20 @@ def explain_esit(run_dir: str | Path, *, subjects: Sequence[str] | None = None,
         voxel_ml = float(np.prod(s.grid.voxel_size)) / 1000.0
         parts.append(region_strength_table([maps], masks[key], gm=None if gm is None else [_gm_on_grid(run, i, gm, s.grid)],
                                            voxel_ml=voxel_ml, covariates=[_covariates(run, s)]))
+        brain = np.ones(s.shape, bool) if s.mask is None else np.asarray(s.mask, bool)
+        attention_sum += maps["attention"][:, brain].sum(axis=1)
+        brain_voxels += int(brain.sum())
         if i in shown:
-            brain = np.ones(s.shape, bool) if s.mask is None else np.asarray(s.mask, bool)
             maps_out[i] = (s, {k: np.where(brain, maps[k], 0.0).astype(np.float32) for k in MAPS_WRITTEN})
     strength = pd.concat(parts, ignore_index=True)
     associations = pd.DataFrame()
     if gm is not None:
-        associations = pd.concat([strength_associations(strength, value=v).assign(value=v) for v in VALUES],
-                                 ignore_index=True)
+        associations = pd.concat([strength_associations(strength, value=v).assign(value=v)
+                                  .merge(group_tests(strength, v), on=["region", "channel"], how="left")
+                                  for v in VALUES], ignore_index=True)
         associations.insert(0, "value", associations.pop("value"))
     summary = _summary(associations)
+    share = attention_sum / max(brain_voxels, 1)
 
     clear_output(folder.esit, overwrite, COMMAND)
     folder.esit_maps.mkdir(parents=True, exist_ok=True)
@@ -207,13 +233,13 @@ def explain_esit(run_dir: str | Path, *, subjects: Sequence[str] | None = None,
     meta = {"run": str(run.folder.root), "network": run.generator_name, "n_regions": int(net.n_regions)
             if hasattr(net, "n_regions") else None, "subjects": len(rows),
             "maps_written_for": [run.manifest.key(i) for i in shown], "regions": {k: list(v) for k, v in regions.items()},
-            "atlas": atlas, "gm_column": gm,
+            "atlas": atlas, "gm_column": gm, "attention_share_in_brain": [round(float(v), 6) for v in share],
             "gm_volume": "sum of the GM map over the region x voxel volume (ml), on the working grid",
             "values": {"embedding": "mean tissue embedding in the region", "attention": "mean attention",
                        "product": "mean attention x embedding", "contribution": "mean head weight x product "
                        "(the channel's additive share of the predicted, normalised PET)"}}
     written.append(write_text_atomic(folder.esit_meta, json.dumps(meta, indent=2) + "\n"))
-    return ESITExplanation(run.folder.root, strength, associations, summary, written)
+    return ESITExplanation(run.folder.root, strength, associations, summary, share, written)
 
 
 def format_strength(summary: pd.DataFrame) -> str:
@@ -221,13 +247,21 @@ def format_strength(summary: pd.DataFrame) -> str:
     if summary.empty:
         return "(no GM map among the inputs: no association with GM volume)"
     means = [c for c in summary.columns if c.startswith("mean_")]
-    head = ["region", "value", "channel", "dominant share", "r with GM volume", "p", *means]
+    head = ["region", "value", "channel", "dominant share", "r with GM volume", "p", "ANOVA p (group)", *means]
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for _, r in summary.iterrows():
         cells = [str(r["region"]), str(r["value"]), str(int(r["channel"])), f"{r['dominant_share']:.2f}",
-                 f"{r['r_gm']:.3f}", f"{r['p_gm']:.2g}", *(f"{r[m]:.4g}" for m in means)]
+                 f"{r['r_gm']:.3f}", f"{r['p_gm']:.2g}", f"{r.get('p_group', float('nan')):.2g}",
+                 *(f"{r[m]:.4g}" for m in means)]
         lines.append(" | ".join(cells))
     return "\n".join(lines)
 
 
-__all__ = ["ESITExplanation", "esit_network", "explain_esit", "format_strength"]
+def format_attention(share: np.ndarray) -> str:
+    """One line: each channel's share of the attention over the brain, largest first."""
+    order = np.argsort(-np.asarray(share), kind="stable")
+    parts = [f"#{int(r)} {100 * float(share[r]):.1f} %" for r in order if share[r] >= 0.005]
+    return "attention over the brain (all subjects): " + ", ".join(parts)
+
+
+__all__ = ["ESITExplanation", "esit_network", "explain_esit", "format_attention", "format_strength", "group_tests"]

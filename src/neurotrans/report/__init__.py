@@ -163,6 +163,15 @@ def _regional_units(run: RunData) -> str:
     return str(original.get("quantity", "")) if isinstance(original, dict) else ""
 
 
+def _json(path: Path) -> dict:
+    """A JSON object written by `neurotrans explain`, ``{}`` when absent or unreadable (captions only use it)."""
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _explain_figures(run: RunData) -> list[tuple[str, str, bytes, str]]:
     """The PNGs `neurotrans explain` wrote in RUN/explain: ``(section, name, bytes, caption)``."""
     from neurotrans.explain.folder import ExplainFolder
@@ -170,11 +179,7 @@ def _explain_figures(run: RunData) -> list[tuple[str, str, bytes, str]]:
     folder = ExplainFolder.of_run(run.run_dir)
     found = []
     if folder.cca_curves.is_file():
-        try:
-            meta = json.loads(folder.cca_meta.read_text()) if folder.cca_meta.is_file() else {}
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            meta = {}  # only the caption's details come from it
-        meta = meta if isinstance(meta, dict) else {}
+        meta = _json(folder.cca_meta)
         used = (f" Tissue maps: {meta['tissue_maps']}; {meta.get('n_subjects')} training subjects per run, "
                 f"{len(meta.get('pooled_runs', [1]))} run(s)." if "tissue_maps" in meta else "")
         found.append(("cca", "cca_curves.png", folder.cca_curves,
@@ -185,10 +190,16 @@ def _explain_figures(run: RunData) -> list[tuple[str, str, bytes, str]]:
         found.append(("cca", "cca_components.png", folder.cca_components_png,
                       "Leading canonical components of chosen layers for one training subject, beside the concept "
                       "they read out (explain/cca/components/*.nii.gz)."))
+    share = _json(folder.esit_meta).get("attention_share_in_brain")
+    used = ""
+    if isinstance(share, list) and share:
+        top = sorted(range(len(share)), key=lambda r: -float(share[r]))[:4]
+        used = (" Mean attention over every subject's brain: " + ", ".join(f"channel {r} {100 * float(share[r]):.1f} %"
+                                                                      for r in top) + ".")
     for path in folder.esit_montages():
         found.append(("esit", f"esit_{path.name}", path,
                       "ESIT regional attention channels (softmax over channels, driven by the MNI coordinates only) and "
-                      "tissue embeddings on one axial slice, as the paper's Fig. 5a (explain/esit/maps/*.nii.gz)."))
+                      f"tissue embeddings on one axial slice, as the paper's Fig. 5a (explain/esit/maps/*.nii.gz).{used}"))
     return [(section, name, path.read_bytes(), caption) for section, name, path, caption in found]
 
 
