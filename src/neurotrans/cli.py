@@ -96,6 +96,52 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {one_line(message)}. Fix: see `{self.prog} --help`\n")
 
 
+def _explain_cca(args: argparse.Namespace) -> int:
+    from neurotrans.explain.cca_run import explain_cca, format_similarity
+
+    result = explain_cca(args.run_dir, n_subjects=args.subjects, max_voxels=args.max_voxels or None, seed=args.seed,
+                         component_specs=args.components, overwrite=args.overwrite, device=args.device)
+    print(format_similarity(result.summary))
+    for run in result.runs:
+        print(f"wrote {run / 'explain' / 'cca'}")
+    return 0
+
+
+def _explain_esit(args: argparse.Namespace) -> int:
+    from neurotrans.explain.esit_run import explain_esit, format_attention, format_strength
+
+    result = explain_esit(args.run_dir, subjects=args.subjects, z_mm=args.z_mm, overwrite=args.overwrite,
+                          device=args.device)
+    print(format_strength(result.summary))
+    print(format_attention(result.attention_share))
+    print(f"wrote {result.run / 'explain' / 'esit'}")
+    return 0
+
+
+def add_explain_parser(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """``neurotrans explain ACTION RUN_DIR``; returns the action group, where each explanation adds its parser."""
+    p = sub.add_parser("explain", help="explain what a trained network learned (CCA similarity, ESIT maps)")
+    esub = p.add_subparsers(dest="explain_command", required=True, metavar="ACTION")
+    q = esub.add_parser("cca", help="per-layer CCA similarity with T1, PET, tissue maps and AAL2 regions (Fig. 3)")
+    q.add_argument("run_dir", type=Path, nargs="+", help="run folder(s); several (e.g. folds) give mean +- SD")
+    q.add_argument("--subjects", type=int, default=20, help="training subjects sampled per run (default 20)")
+    q.add_argument("--max-voxels", type=int, default=2000, help="voxels per subject (default 2000; 0 = all)")
+    q.add_argument("--components", nargs="+", default=None, metavar="LAYER:CONCEPT",
+                   help="canonical components drawn, e.g. actv3:GM actv15:putamen (default: the paper's)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--overwrite", action="store_true", help="replace RUN/explain/cca")
+    q.set_defaults(func=_explain_cca)
+    q = esub.add_parser("esit", help="ESIT attention / embedding maps and hippocampus/amygdala embedding strength")
+    q.add_argument("run_dir", type=Path)
+    q.add_argument("--subjects", nargs="+", default=None, help="subjects whose maps are written (default: first test)")
+    q.add_argument("--z-mm", type=float, default=0.0, help="MNI z of the montage's axial slice (default 0)")
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--overwrite", action="store_true", help="replace RUN/explain/esit")
+    q.set_defaults(func=_explain_esit)
+    return esub
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `neurotrans` and its sub-commands."""
     parser = OneLineParser(prog="neurotrans", description=__doc__.splitlines()[0])
@@ -171,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subjects", nargs="*", default=None, help="subjects shown in the montages")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.set_defaults(func=_report)
+
+    add_explain_parser(sub)
 
     p = sub.add_parser("list", help="the methods, networks and packaged configs, with their papers")
     p.set_defaults(func=_list)

@@ -7,6 +7,10 @@
   the per-layer driver over sampled subjects.
 - :mod:`~neurotrans.explain.esit`: ESIT's regional attention / tissue embeddings on the input
   grid and the regional embedding-strength analysis.
+- :mod:`~neurotrans.explain.cca_run`, :mod:`~neurotrans.explain.esit_run`: ``neurotrans explain
+  cca|esit RUN``, on trained run folders (:mod:`~neurotrans.explain.runs`), writing
+  ``RUN/explain/`` (:mod:`~neurotrans.explain.folder`) with figures from
+  :mod:`~neurotrans.explain.plots`.
 
 References: the ESIT paper ("Demystifying T1-MRI to FDG-PET translation").
 """
@@ -30,12 +34,15 @@ from neurotrans.explain.cca import (
     subsample_mask,
     summarise_similarity,
 )
+from neurotrans.explain.cca_run import CCAExplanation, explain_cca
 from neurotrans.explain.esit import (
     embedding_strength,
     esit_maps,
     region_strength_table,
     strength_associations,
 )
+from neurotrans.explain.esit_run import ESITExplanation, explain_esit
+from neurotrans.explain.folder import ExplainFolder
 from neurotrans.explain.similarity import (
     DEFAULT_REGIONS,
     CCASubject,
@@ -46,6 +53,7 @@ from neurotrans.explain.similarity import (
 )
 
 __all__ = [
+    "CCAExplanation", "ESITExplanation", "ExplainFolder", "explain_cca", "explain_esit",
     "CCAResult", "CCASubject", "DEFAULT_REGIONS", "LayerActivation", "activation_matrices",
     "atlas_concepts", "cca", "cca_similarity", "component_image", "concept_matrices",
     "embedding_strength", "esit_maps", "layer_similarity", "load_concepts", "multiple_correlation",

@@ -10,6 +10,7 @@ or JSON key is spelled twice::
     RUN/predictions/                 a BIDS-derivatives dataset of predicted volumes
     RUN/evaluation/                  tables written by `neurotrans evaluate`
     RUN/report/                      report.html and figures/
+    RUN/explain/                     `neurotrans explain` outputs (layout: neurotrans.explain.folder)
     RUN/summary.json                 the demo's headline numbers
 
 Predictions follow BIDS derivatives: ``sub-<s>/ses-<t>/<datatype>/
@@ -253,7 +254,7 @@ class RunFolder:
 
     # the lock file (``lock_file``) is no training output: --overwrite must never delete the lock it holds
     TRAINING_ITEMS = ("checkpoints", "log.jsonl", "log.csv", "run.json", "config.yaml")
-    DERIVED_ITEMS = ("predictions", "evaluation", "report", "summary.json")
+    DERIVED_ITEMS = ("predictions", "evaluation", "report", "summary.json", "explain")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
@@ -306,6 +307,10 @@ class RunFolder:
     @property
     def report(self) -> Path:
         return self.root / "report"
+
+    @property
+    def explain(self) -> Path:
+        return self.root / "explain"
 
     @property
     def summary_json(self) -> Path:

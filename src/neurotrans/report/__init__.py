@@ -165,6 +165,46 @@ def _regional_units(run: RunData) -> str:
     return str(original.get("quantity", "")) if isinstance(original, dict) else ""
 
 
+def _json(path: Path) -> dict:
+    """A JSON object written by `neurotrans explain`, ``{}`` when absent or unreadable (captions only use it)."""
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _explain_figures(run: RunData) -> list[tuple[str, str, bytes, str]]:
+    """The PNGs `neurotrans explain` wrote in RUN/explain: ``(section, name, bytes, caption)``."""
+    from neurotrans.explain.folder import ExplainFolder
+
+    folder = ExplainFolder.of_run(run.run_dir)
+    found = []
+    if folder.cca_curves.is_file():
+        meta = _json(folder.cca_meta)
+        used = (f" Tissue maps: {meta['tissue_maps']}; {meta.get('n_subjects')} training subjects per run, "
+                f"{len(meta.get('pooled_runs', [1]))} run(s)." if "tissue_maps" in meta else "")
+        found.append(("cca", "cca_curves.png", folder.cca_curves,
+                      "Per-layer CCA similarity of the activations (after every LeakyReLU) with T1, PET and the tissue "
+                      "maps (left) and with AAL2 regions (right), as the ESIT paper's Fig. 3; band: +- 1 SD across the "
+                      f"runs explained together (folds), grey: the coarsest layers (explain/cca/curves.png).{used}"))
+    if folder.cca_components_png.is_file():
+        found.append(("cca", "cca_components.png", folder.cca_components_png,
+                      "Leading canonical components of chosen layers for one training subject, beside the concept "
+                      "they read out (explain/cca/components/*.nii.gz)."))
+    share = _json(folder.esit_meta).get("attention_share_in_brain")
+    used = ""
+    if isinstance(share, list) and share:
+        top = sorted(range(len(share)), key=lambda r: -float(share[r]))[:4]
+        used = (" Mean attention over every subject's brain: " + ", ".join(f"channel {r} {100 * float(share[r]):.1f} %"
+                                                                      for r in top) + ".")
+    for path in folder.esit_montages():
+        found.append(("esit", f"esit_{path.name}", path,
+                      "ESIT regional attention channels (softmax over channels, driven by the MNI coordinates only) and "
+                      f"tissue embeddings on one axial slice, as the paper's Fig. 5a (explain/esit/maps/*.nii.gz).{used}"))
+    return [(section, name, path.read_bytes(), caption) for section, name, path, caption in found]
+
+
 def render_figures(run: RunData, subjects: list[str] | None = None, notes: list[str] | None = None,
                    centre: tuple[int, int, int] | None = None) -> list[FigureItem]:
     """Every figure of the report, rendered to PNG bytes.
@@ -203,6 +243,8 @@ def render_figures(run: RunData, subjects: list[str] | None = None, notes: list[
             "agreement (bias +- 1.96 SD).")
     else:
         notes.append("Regional bar chart and Bland-Altman plot left out: evaluation/regional.tsv is absent.")
+    for section, name, png, caption in _explain_figures(run):
+        items.append(FigureItem(section, name, png, caption))
     if run.log is not None and len(run.log) and any(curve_columns(run.log)):
         add("training", "training_curves.png", training_curves(run.log),
             "Training losses and validation metrics against the step (log.jsonl).")

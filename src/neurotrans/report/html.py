@@ -211,6 +211,49 @@ def _run_details(run: RunData) -> str:
     return _kv_table(details)
 
 
+def similarity_pivot(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per layer: scale and the mean (+- SD) similarity with each image / tissue concept and the regions' mean."""
+    rows = []
+    several = int(pd.to_numeric(summary["n"]).max()) > 1 if len(summary) else False
+    for layer, g in summary.groupby("layer", sort=False):
+        row: dict[str, object] = {"layer": layer, "scale": f"1/{int(g['scale'].iloc[0])}"}
+        for _, r in g[g["kind"] != "region"].iterrows():
+            row[str(r["concept"])] = f"{r['mean']:.3f}" + (f" ± {r['sd']:.3f}" if several else "")
+        regions = g[g["kind"] == "region"].dropna(subset=["mean"])
+        if len(regions):
+            best = regions.loc[regions["mean"].idxmax()]
+            row["regions (mean)"] = f"{regions['mean'].mean():.3f}"
+            row["best region"] = f"{best['concept']} {best['mean']:.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def explain_html(run: RunData, figures: list[FigureItem]) -> str:
+    """The CCA and ESIT sections, when `neurotrans explain` left their files in RUN/explain."""
+    out = []
+    if run.explain_cca is not None or any(f.section == "cca" for f in figures):
+        out.append("<h2>What the network learned: CCA similarity</h2><p>First canonical correlation between each "
+                   "layer's activations and a concept map, over the voxels of brain tissue or CSF of sampled training "
+                   "subjects (ESIT paper, Sec. 3-4); <code>1/k</code>: the layer's resolution relative to the input "
+                   "(explain/cca/cca.json says which tissue maps and subjects were used).</p>")
+        out.append(_figures(figures, "cca"))
+        if run.explain_cca is not None and len(run.explain_cca):
+            out.append("<details><summary>Similarity per layer (explain/cca/summary.tsv)</summary>"
+                       f"{table_html(similarity_pivot(run.explain_cca))}</details>")
+    if run.explain_esit is not None or any(f.section == "esit" for f in figures):
+        out.append("<h2>ESIT maps</h2>")
+        out.append(_figures(figures, "esit"))
+        if run.explain_esit is not None and len(run.explain_esit):
+            out.append("<h3>Hippocampus and amygdala: embedding strength against GM volume and diagnosis</h3>"
+                       "<p>Per region, the channel the regional attention picks there most often "
+                       "(<code>dominant_share</code>: share of subjects); <code>r_gm</code>: Pearson r across subjects "
+                       "of its mean embedding (or its contribution to the output) in the region with the region's GM "
+                       "volume; <code>mean_*</code>: mean per group (explain/esit/summary.tsv; every channel in "
+                       "associations.tsv).</p>")
+            out.append(table_html(run.explain_esit))
+    return "".join(out)
+
+
 def render_page(run: RunData, figures: list[FigureItem], notes: list[str]) -> str:
     """The whole report page as one HTML string.
 
@@ -287,6 +330,8 @@ def render_page(run: RunData, figures: list[FigureItem], notes: list[str]) -> st
         out.append("<h2>Clinical analyses</h2>")
         for k in present:
             out.append(f"<h3>{clinical[k]}</h3>{table_html(run.tables[k])}")
+
+    out.append(explain_html(run, figures))
 
     if any(f.section == "training" for f in figures):
         out.append("<h2>Training</h2>")

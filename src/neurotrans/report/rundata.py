@@ -40,6 +40,8 @@ class RunData:
         demo_summary: summary.json (``None`` when absent).
         simulated: the data are simulated (dataset_description.json or run.json says so).
         notes: one line per section left out, and why.
+        explain_cca: explain/cca/summary.tsv of `neurotrans explain cca` (``None`` when absent).
+        explain_esit: explain/esit/summary.tsv of `neurotrans explain esit` (``None`` when absent).
     """
 
     run_dir: Path
@@ -52,6 +54,8 @@ class RunData:
     demo_summary: dict | None = None
     simulated: bool = False
     notes: list[str] = field(default_factory=list)
+    explain_cca: pd.DataFrame | None = None
+    explain_esit: pd.DataFrame | None = None
 
     @property
     def folder(self) -> RunFolder:
@@ -197,7 +201,41 @@ def load_run(run_dir: str | Path) -> RunData:
         notes.append(f"Training curves left out: {folder.log_jsonl.name} is absent.")
 
     demo_summary = _read_json(folder.summary_json) if folder.summary_json.is_file() else None
+    explain_cca, explain_esit = read_explain(run_dir, info, notes)
     manifest_dir = manifest.source.parent if manifest is not None and manifest.source is not None else None
     return RunData(run_dir=run_dir, info=info, manifest=manifest, per_subject=per_subject, tables=tables,
                    conventions=conventions, log=log, demo_summary=demo_summary,
-                   simulated=_is_simulated(info, manifest_dir), notes=notes)
+                   simulated=_is_simulated(info, manifest_dir), notes=notes, explain_cca=explain_cca,
+                   explain_esit=explain_esit)
+
+
+EXPLAIN_COLUMNS = {"cca": ("layer", "scale", "concept", "kind", "mean", "sd", "n"),
+                   "esit": ("value", "region", "channel", "r_gm", "p_gm", "n", "dominant_share")}
+
+
+def read_explain(run_dir: Path, info: RunInfo | None, notes: list[str]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The summaries `neurotrans explain cca` / `esit` left in ``RUN/explain`` (``None`` when absent)."""
+    from neurotrans.explain.folder import ExplainFolder
+
+    folder = ExplainFolder.of_run(run_dir)
+    out: list[pd.DataFrame | None] = []
+    for path, command, applies in ((folder.cca_summary, "cca", info is None or info.method != "esit"),
+                                   (folder.esit_summary, "esit", info is not None and info.method == "esit")):
+        fix = f"rerun `neurotrans explain {command} {run_dir} --overwrite`"
+        if not path.is_file():
+            out.append(None)
+            if applies:
+                notes.append(f"{'CCA similarity' if command == 'cca' else 'ESIT maps'} left out: run "
+                             f"`neurotrans explain {command} {run_dir}` first.")
+            continue
+        try:
+            table = pd.read_csv(path, sep="\t")
+        except pd.errors.EmptyDataError:
+            table = pd.DataFrame(columns=list(EXPLAIN_COLUMNS[command]))
+        except (pd.errors.ParserError, UnicodeDecodeError) as err:
+            raise InputError(path, f"cannot be parsed as a tab-separated table ({err})", fix) from None
+        missing = [c for c in EXPLAIN_COLUMNS[command] if c not in table.columns]
+        if missing:
+            raise InputError(path, f"lacks column(s) {', '.join(missing)}", fix)
+        out.append(table)
+    return out[0], out[1]
