@@ -15,18 +15,28 @@ from neurotrans.methods.base import (
     OptimGroup,
     masked_errors,
 )
+from neurotrans.methods.cnn2layer import CNN2LayerMethod
 from neurotrans.methods.esit import ESITMethod
+from neurotrans.methods.fitted import FittedMethod
+from neurotrans.methods.modality_propagation import ModalityPropagationMethod
 from neurotrans.methods.pix2pix import Pix2Pix
+from neurotrans.methods.random_forest import RandomForestMethod
 from neurotrans.methods.supervised import SupervisedMethod
+from neurotrans.methods.voxel_mlp import VoxelMLPMethod
 from neurotrans.names import check_name
 
 METHODS: dict[str, type[Method]] = {
     "supervised": SupervisedMethod,
     "pix2pix": Pix2Pix,
     "esit": ESITMethod,
+    "cnn2layer": CNN2LayerMethod,
+    "random_forest": RandomForestMethod,
+    "voxel_mlp": VoxelMLPMethod,
+    "modality_propagation": ModalityPropagationMethod,
 }
 
-__all__ = ["METHODS", "ESITMethod", "ErrorSums", "Method", "MethodConfig", "ModelIO", "NLLSums", "OptimGroup",
+__all__ = ["METHODS", "CNN2LayerMethod", "ESITMethod", "ErrorSums", "FittedMethod", "ModalityPropagationMethod",
+           "RandomForestMethod", "VoxelMLPMethod", "Method", "MethodConfig", "ModelIO", "NLLSums", "OptimGroup",
            "Pix2Pix", "SupervisedMethod", "build_method", "masked_errors", "method_config_class"]
 
 

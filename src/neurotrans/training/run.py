@@ -89,6 +89,8 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
         split_subjects,
         working_grid,
     )
+    from neurotrans.methods.fitted import FittedMethod
+    from neurotrans.training.fit import Fitter
     from neurotrans.training.trainer import Trainer, resolve_device, seed_everything
 
     overrides = list(overrides or ())
@@ -136,9 +138,12 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
         spatial_dims=cfg.data.spatial_dims, sampling=sampling, in_channels=cfg.data.n_input_channels,
         size_multiple=multiple, split=parts, manifest=str(Path(cfg.data.manifest).resolve()),
         simulated=is_simulated(cfg.data.manifest))
-    trainer = Trainer(method, train_sets, val_sets, trainer=cfg.trainer, optim=cfg.optim, out=run.root,  # type: ignore[arg-type]
-                      batch_size=cfg.data.batch_size, info=info.to_dict(), device=dev,
-                      num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
+    if isinstance(method, FittedMethod):  # fitted on whole volumes in one pass, no gradient steps
+        trainer = Fitter(method, train, val, trainer=cfg.trainer, out=run.root, info=info.to_dict())
+    else:
+        trainer = Trainer(method, train_sets, val_sets, trainer=cfg.trainer, optim=cfg.optim,  # type: ignore[assignment]
+                          out=run.root, batch_size=cfg.data.batch_size, info=info.to_dict(), device=dev,
+                          num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
     if resume:
         trainer.resume()
     run.root.mkdir(parents=True, exist_ok=True)
