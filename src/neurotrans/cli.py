@@ -86,6 +86,33 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain_saliency(args: argparse.Namespace) -> int:
+    from neurotrans.explain.p3s import RANKING_FILE, saliency_command
+
+    written = saliency_command(args.run_dir, args.out, checkpoint=args.checkpoint, subjects=args.subjects,
+                               device=args.device, overwrite=args.overwrite)
+    ranking = next(p for p in written if p.name == RANKING_FILE)
+    print(ranking.read_text(), end="")
+    print(f"wrote {len(written)} files into {ranking.parent}")
+    return 0
+
+
+def add_explain_parser(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The `explain` command group (its actions' sub-parsers); returns the group's sub-parsers."""
+    p = sub.add_parser("explain", help="explain a trained model: saliency maps")
+    esub = p.add_subparsers(dest="explain_command", required=True, metavar="ACTION")
+    q = esub.add_parser("saliency", help="P3S maps per input sequence, averaged over the run's test subjects, "
+                        "as NIfTI, montages and a ranking of the sequences (papers/003 ch. 2)")
+    q.add_argument("run_dir", type=Path, help="a trained run folder")
+    q.add_argument("--out", type=Path, default=None, help="output folder (default RUN_DIR/explain/saliency)")
+    q.add_argument("--checkpoint", type=Path, default=None, help="default: the run's best, else last checkpoint")
+    q.add_argument("--subjects", nargs="+", default=None, help="subject ids (default: the run's test subjects)")
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(func=_explain_saliency)
+    return esub
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `neurotrans` and its sub-commands."""
     parser = argparse.ArgumentParser(prog="neurotrans", description=__doc__.splitlines()[0])
@@ -155,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--subjects", nargs="*", default=None, help="subjects shown in the montages")
     p.set_defaults(func=_report)
+
+    add_explain_parser(sub)
 
     p = sub.add_parser("list", help="the methods, networks and packaged configs, with their papers")
     p.set_defaults(func=_list)

@@ -44,9 +44,6 @@ class FittedConfig(MethodConfig):
     no steps; ``trainer.seed`` seeds it, ``trainer.out`` names the run folder).
     """
 
-    # a library of whole volumes compared voxel for voxel needs one grid (modality propagation)
-    needs_common_grid: ClassVar[bool] = False
-
     def check_data(self, data: Any) -> None:
         name = self.method
         if data.spatial_dims != 3 or data.patch_size is not None:
@@ -54,9 +51,6 @@ class FittedConfig(MethodConfig):
                              "data.patch_size out")
         if data.augment:
             raise ValueError(f"method {name} is fitted once on the training volumes: leave data.augment out")
-        if self.needs_common_grid and data.voxel_size is None:
-            raise ValueError(f"method {name} compares subjects voxel for voxel: set data.voxel_size "
-                             "(one working grid for all subjects)")
 
     def hyper_parameters(self) -> dict[str, Any]:
         """The config's fields (the baseline model's keyword arguments)."""

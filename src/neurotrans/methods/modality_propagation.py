@@ -17,6 +17,9 @@ from neurotrans.methods.fitted import BaselineMethod, FittedConfig, build_checke
 class ModalityPropagationConfig(FittedConfig):
     """``model`` section of ``method: modality_propagation`` (the fields of :class:`ModalityPropagation`).
 
+    The library is compared voxel for voxel: every subject must lie on one grid (set
+    ``data.voxel_size``; native grids of different shapes are refused at fit time).
+
     Args:
         patch_radius: r; patches are (2r+1)^3 (1: 3x3x3 as the thesis).
         search_radius: s; the search window is (2s+1)^3 voxels around the same location.
@@ -25,7 +28,6 @@ class ModalityPropagationConfig(FittedConfig):
     """
 
     method: ClassVar[str] = "modality_propagation"
-    needs_common_grid: ClassVar[bool] = True
     patch_radius: int = 1
     search_radius: int = 2
     n_neighbours: int = 5

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from neurotrans.config import TrainerConfig
+from neurotrans.errors import InputError
 from neurotrans.methods.base import ErrorSums, masked_errors
 from neurotrans.methods.fitted import FittedMethod
 from neurotrans.training.checkpoint import load_checkpoint, save_checkpoint
@@ -89,7 +90,12 @@ class Fitter:
         if s.stopped == FITTED:
             return s
         started = time.monotonic()
-        self.method.fit(self.train, seed=self.cfg.seed)
+        try:
+            self.method.fit(self.train, seed=self.cfg.seed)
+        except ValueError as err:  # the baselines name the subject and what is wrong with it
+            raise InputError("training data", f"{type(self.method).__name__} cannot be fitted: {err}",
+                             "check the training images; a library method (modality_propagation) needs one "
+                             "grid for all subjects: set data.voxel_size") from None
         fit_seconds = time.monotonic() - started
         if self.val:
             metrics = validation_errors(self.method, self.val).metrics()
