@@ -12,10 +12,11 @@ context slice receives the gradient of every output slice it feeds.
 
 Written into ``OUT`` (default ``RUN_DIR/explain/saliency``):
 
-- ``p3s_<sequence>.nii.gz``: the mean map over test subjects on the working grid (its
-  affine) when the run has one; on native grids (real scans) maps of different subjects
-  cannot be averaged voxel-wise, and ``sub-<s>_ses-<t>_p3s_<sequence>.nii.gz`` per subject
-  on its own input grid are written instead;
+- ``p3s_<sequence>.nii.gz``: the mean map over test subjects on their common working
+  grid (the run's MNI grid, or native grids that coincide); subjects on different native
+  grids (real scans) cannot be averaged voxel-wise, and
+  ``sub-<s>_ses-<t>_p3s_<sequence>.nii.gz`` per subject on its own input grid are written
+  instead;
 - ``p3s_<sequence>.png``: a montage (axial slices of the mean input and its saliency);
 - ``p3s_ranking.tsv``: sequences ranked by the mean saliency inside the brain mask,
   averaged over subjects, with each subject's score.
@@ -123,7 +124,7 @@ class RunSaliency:
         masks: per subject bool ``(X, Y, Z)`` or ``None``.
         inputs: per subject ``(C, X, Y, Z)`` normalised inputs (for the montages).
         prepared: the prepared subjects (grids, to write maps back on input grids).
-        common_grid: all maps share the run's working grid (``RunInfo.grid``).
+        common_grid: all maps share one working grid (the run's MNI grid, or identical native grids).
     """
 
     names: tuple[str, ...]
@@ -191,9 +192,12 @@ def run_saliency(run_dir: str | Path, *, checkpoint: str | Path | None = None, s
         out["masks"].append(s.mask)
         out["inputs"].append(s.inputs)
         out["prepared"].append(s)
-    names = tuple(out["prepared"][0].input_names)
-    return RunSaliency(names=names, subjects=tuple(out["keys"]), maps=tuple(out["maps"]), masks=tuple(out["masks"]),
-                       inputs=tuple(out["inputs"]), prepared=tuple(out["prepared"]), common_grid=grid is not None)
+    first = out["prepared"][0]
+    common = all(tuple(s.grid.shape) == tuple(first.grid.shape) and np.allclose(s.grid.affine, first.grid.affine)
+                 for s in out["prepared"])
+    return RunSaliency(names=tuple(first.input_names), subjects=tuple(out["keys"]), maps=tuple(out["maps"]),
+                       masks=tuple(out["masks"]), inputs=tuple(out["inputs"]), prepared=tuple(out["prepared"]),
+                       common_grid=common)
 
 
 def _montage(image: np.ndarray, saliency: np.ndarray, affine: np.ndarray, name: str, n_slices: int = 6) -> Any:
