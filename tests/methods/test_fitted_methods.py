@@ -227,3 +227,14 @@ def test_cnn2layer_method_builds_li_et_al_network(features, kernel, expected):
     assert sum(p.numel() for p in method.parameters()) == expected
     out = method.predict(torch.zeros(1, 5, 9, 9, 9))
     assert out.shape == (1, 1, 9, 9, 9)
+
+
+def test_resuming_a_finished_fit_keeps_it(trained, cohort, split, tmp_path):
+    from neurotrans.training.run import train_from_config
+
+    folder = RunFolder(trained["voxel_mlp"])
+    before = folder.checkpoint("last").read_bytes()
+    outcome = folder.read_outcome()
+    train_from_config(folder.config_yaml, resume=True)
+    assert folder.checkpoint("last").read_bytes() == before
+    assert folder.read_outcome() == outcome
