@@ -9,7 +9,7 @@ brain (the non-zero voxels of the T1w, the scans being brain-extracted), after s
 each image to [0, 1] by its own 99.5th brain percentile (clipped): PSNR (peak 1), SSIM
 (data range 1) and MAE.
 
-Run: ``python -m neurotrans.experiments.realdata_translation --root ../shared/realdata --out runs/realdata_rf``
+Run: ``python -m neurotrans.experiments.realdata_translation --root ../shared/realdata --out runs/realdata_rf --crop``
 """
 
 from __future__ import annotations
@@ -41,6 +41,33 @@ def scores(pred: np.ndarray, real: np.ndarray, brain: np.ndarray) -> dict[str, f
     p, r = scale_unit(pred, brain), scale_unit(real, brain)
     return {"psnr": im.psnr(p, r, brain, data_range=1.0, convention="fixed"),
             "ssim": im.ssim(p, r, brain, data_range=1.0), "mae": im.mae(p, r, brain)}
+
+
+def cropped_manifest(manifest: Path, out: Path, margin: int = 4) -> Path:
+    """Every image of ``manifest`` cropped to its subject's brain box (non-zero T1w + ``margin``).
+
+    A crop is a change of grid by whole voxels (the affine moves with them), so the brain
+    keeps its world coordinates and every score inside the brain is unchanged; the 240 x 240
+    x 155 glioma grids shrink about 3x, and so does prediction time on a CPU.
+    """
+    from neurotrans.data.crop import crop_to_mask
+    from neurotrans.data.grid import Grid
+    from neurotrans.io.manifest import read_manifest, write_manifest
+    from neurotrans.io.nifti import load_volume, save_volume
+
+    man = read_manifest(manifest)
+    table = man.table.copy()
+    for i in range(len(man)):
+        brain = load_volume(man.path(i, "T1w")).data != 0
+        for column in man.image_columns:
+            if man.path(i, column) is None:
+                continue
+            vol = load_volume(man.path(i, column))
+            data, grid = crop_to_mask(vol.data, Grid(tuple(vol.shape), vol.affine), brain, margin)
+            rel = f"{table.loc[i, 'subject']}/{column}.nii.gz"
+            save_volume(out / rel, data, grid.affine, vol.header, overwrite=True)
+            table.loc[i, column] = rel
+    return write_manifest(table, out / "manifest.tsv")
 
 
 def rf_overrides(task: str, n_samples: int) -> list[str]:
@@ -114,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--rf-samples", type=int, default=20_000)
     p.add_argument("--set", action="append", default=[], help="overrides of the deep recipe")
+    p.add_argument("--crop", action="store_true", help="crop every image to its brain box first (3x faster)")
     p.add_argument("--tables", action="store_true", help="only print the table of results.tsv")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -122,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(table(pd.read_csv(path, sep="\t")))
         return 0
     manifest = realdata_manifest(args.root, args.out)
+    if args.crop:
+        manifest = cropped_manifest(manifest, args.out / "cropped")
     n = len(read_manifest(manifest).subjects)
     for task in args.tasks:
         for fold in range(n):
