@@ -206,7 +206,7 @@ def tables(out: Path) -> str:
         fcn = t22[t22.model == "fcn"].set_index(["subject", "session"])
         for label in [m for m in TABLE22 if m in set(t22.model)]:
             g = t22[t22.model == label].set_index(["subject", "session"])
-            both = g.join(fcn, rsuffix="_fcn", how="inner")
+            both = g.join(fcn.add_suffix("_fcn"), how="inner")
             p_mse = paired_tests(both.mse.to_numpy(), both.mse_fcn.to_numpy())["p_wilcoxon"] if label != "fcn" else np.nan
             p_ssim = paired_tests(both.ssim.to_numpy(), both.ssim_fcn.to_numpy())["p_wilcoxon"] if label != "fcn" else np.nan
             les = g.dropna(subset=["ratio1"])
@@ -226,7 +226,7 @@ def tables(out: Path) -> str:
                   "| --- | --- | --- | --- | --- |"]
         for label in [m for m in ABLATION if m in set(abl.model)]:
             g = abl[abl.model == label].set_index(["subject", "session"])
-            both = g.join(base, rsuffix="_all", how="inner")
+            both = g.join(base.add_suffix("_all"), how="inner")
             diff = float((both.mse - both.mse_all).mean()) * 1e3 if len(both) else np.nan
             p = paired_tests(both.mse.to_numpy(), both.mse_all.to_numpy())["p_wilcoxon"] if label != "all" else np.nan
             lines.append(f"| {label} | {mean_sd(g.mse, 1e3)} | {mean_sd(g.ssim)} | {diff:+.3f} | {p:.2g} |")
