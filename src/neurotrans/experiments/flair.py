@@ -257,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--parts", nargs="+", default=["table22", "ablation", "table21"],
                    choices=["table22", "ablation", "table21"])
     p.add_argument("--table21-folds", type=int, default=None, help="folds of Table 2.1 (default all)")
+    p.add_argument("--fold-list", type=int, nargs="+", default=None,
+                   help="run only these folds (several processes into several --out folders)")
     p.add_argument("--ablation-features", type=int, default=32)
     p.add_argument("--tables", action="store_true", help="only rebuild tables.md from results.tsv")
     args = p.parse_args(argv)
@@ -285,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for part in args.parts:
         n_folds = args.table21_folds or args.folds if part == "table21" else args.folds
         for fold in range(n_folds):
+            if args.fold_list is not None and fold not in args.fold_list:
+                continue
             if part == "table22":
                 for m in TABLE22:
                     job("table22", m, CONFIGS[m], rec[m], fold)

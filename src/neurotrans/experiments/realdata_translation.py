@@ -140,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--rf-samples", type=int, default=20_000)
+    p.add_argument("--folds", type=int, nargs="+", default=None, help="left-out patients to run (default all)")
     p.add_argument("--set", action="append", default=[], help="overrides of the deep recipe")
     p.add_argument("--crop", action="store_true", help="crop every image to its brain box first (3x faster)")
     p.add_argument("--tables", action="store_true", help="only print the table of results.tsv")
@@ -154,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         manifest = cropped_manifest(manifest, args.out / "cropped")
     n = len(read_manifest(manifest).subjects)
     for task in args.tasks:
-        for fold in range(n):
+        for fold in args.folds if args.folds is not None else range(n):
             for model in ("random_forest", "unet_realdata"):
                 done = pd.read_csv(path, sep="\t") if path.is_file() else pd.DataFrame(columns=["task", "model", "fold"])
                 if ((done.task == task) & (done.model == model) & (done.fold == fold)).any():
