@@ -118,9 +118,20 @@ def _explain_esit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain_saliency(args: argparse.Namespace) -> int:
+    from neurotrans.explain.p3s import RANKING_FILE, saliency_command
+
+    written = saliency_command(args.run_dir, args.out, checkpoint=args.checkpoint, subjects=args.subjects,
+                               device=args.device, overwrite=args.overwrite)
+    ranking = next(p for p in written if p.name == RANKING_FILE)
+    print(ranking.read_text(), end="")
+    print(f"wrote {len(written)} files into {ranking.parent}")
+    return 0
+
+
 def add_explain_parser(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """``neurotrans explain ACTION RUN_DIR``; returns the action group, where each explanation adds its parser."""
-    p = sub.add_parser("explain", help="explain what a trained network learned (CCA similarity, ESIT maps)")
+    p = sub.add_parser("explain", help="explain what a trained network learned (CCA similarity, ESIT maps, P3S saliency)")
     esub = p.add_subparsers(dest="explain_command", required=True, metavar="ACTION")
     q = esub.add_parser("cca", help="per-layer CCA similarity with T1, PET, tissue maps and AAL2 regions (Fig. 3)")
     q.add_argument("run_dir", type=Path, nargs="+", help="run folder(s); several (e.g. folds) give mean +- SD")
@@ -139,6 +150,15 @@ def add_explain_parser(sub: argparse._SubParsersAction) -> argparse._SubParsersA
     q.add_argument("--device", default="cpu")
     q.add_argument("--overwrite", action="store_true", help="replace RUN/explain/esit")
     q.set_defaults(func=_explain_esit)
+    q = esub.add_parser("saliency", help="P3S maps per input sequence, averaged over the run's test subjects, "
+                        "as NIfTI, montages and a ranking of the sequences (papers/003 ch. 2)")
+    q.add_argument("run_dir", type=Path, help="a trained run folder")
+    q.add_argument("--out", type=Path, default=None, help="output folder (default RUN_DIR/explain/saliency)")
+    q.add_argument("--checkpoint", type=Path, default=None, help="default: the run's best, else last checkpoint")
+    q.add_argument("--subjects", nargs="+", default=None, help="subject ids (default: the run's test subjects)")
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(func=_explain_saliency)
     return esub
 
 

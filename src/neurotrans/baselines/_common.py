@@ -21,8 +21,13 @@ def check_cohort(
     inputs: Sequence[np.ndarray],
     targets: Sequence[np.ndarray],
     masks: Sequence[np.ndarray] | None,
+    *,
+    same_grid: bool = True,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Validate a training cohort; return float32 inputs/targets and bool masks (all-true if None).
+
+    ``same_grid=False`` admits subjects on different grids (native-grid real scans), for
+    models whose features are local to a voxel (random forest, voxel MLP).
 
     Raises:
         ValueError: no subject, unequal list lengths, wrong dimensions, channel or grid
@@ -38,7 +43,8 @@ def check_cohort(
     xs, ys, ms = [], [], []
     first = check_input(inputs[0], None, n_channels=None, what="training subject 0")
     for i, x in enumerate(inputs):
-        x = check_input(x, None, n_channels=first.shape[0], shape=first.shape[1:],
+        x = check_input(x, None, n_channels=first.shape[0],
+                        shape=first.shape[1:] if same_grid else None,
                         what=f"training subject {i}")  # fmt: skip
         y = np.asarray(targets[i], dtype=np.float32)
         if y.shape != x.shape[1:]:

@@ -92,7 +92,7 @@ class RandomForestBaseline:
         """
         from sklearn.ensemble import RandomForestRegressor
 
-        xs, ys, ms = C.check_cohort(inputs, targets, masks)
+        xs, ys, ms = C.check_cohort(inputs, targets, masks, same_grid=False)
         rng = np.random.default_rng(seed)
         picks = C.sample_voxels(ms, self.n_samples, rng)
         feats = np.concatenate(

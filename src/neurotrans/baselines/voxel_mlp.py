@@ -79,7 +79,7 @@ class VoxelMLPBaseline:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPRegressor
 
-        xs, ys, ms = C.check_cohort(inputs, targets, masks)
+        xs, ys, ms = C.check_cohort(inputs, targets, masks, same_grid=False)
         rng = np.random.default_rng(seed)
         picks = C.sample_voxels(ms, self.n_samples, rng)
         feats = np.concatenate(

@@ -202,6 +202,7 @@ def predict_subject(method: Method, info: RunInfo, subject: Any, *, device: str 
     from neurotrans.config import config_from_dict
     from neurotrans.data.datasets import covariate_vector
     from neurotrans.data.preprocess import to_original_grid
+    from neurotrans.methods.fitted import FittedMethod
 
     n_expected = 1 if reverse else int(info.in_channels) // (2 * int(info.sampling.get("context", 0)) + 1)
     if subject.inputs.shape[0] != n_expected:
@@ -222,7 +223,9 @@ def predict_subject(method: Method, info: RunInfo, subject: Any, *, device: str 
 
     method.eval()
     sampling = info.sampling
-    if sampling["kind"] == "slices":
+    if isinstance(method, FittedMethod):  # the classical baselines predict whole volumes inside the mask
+        pred = method.predict_volume(subject.inputs, subject.mask)
+    elif sampling["kind"] == "slices":
         pred = predict_slices(predictor, subject.inputs, planes_for(info, planes), context=int(sampling["context"]),
                               multiple=int(info.size_multiple), device=device, batch_size=batch_size or 16)
     else:

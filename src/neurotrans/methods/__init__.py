@@ -18,11 +18,16 @@ from neurotrans.methods.base import (
 from neurotrans.methods.cascade import Cascade
 from neurotrans.methods.cfsagan import CFSAGAN
 from neurotrans.methods.cgan import ConditionalGAN
+from neurotrans.methods.cnn2layer import CNN2LayerMethod
 from neurotrans.methods.cyclegan import CycleGAN
 from neurotrans.methods.esit import ESITMethod
+from neurotrans.methods.fitted import FittedMethod
+from neurotrans.methods.modality_propagation import ModalityPropagationMethod
 from neurotrans.methods.pix2pix import Pix2Pix
+from neurotrans.methods.random_forest import RandomForestMethod
 from neurotrans.methods.supervised import SupervisedMethod
 from neurotrans.methods.unit import UNITMethod
+from neurotrans.methods.voxel_mlp import VoxelMLPMethod
 from neurotrans.names import check_name
 
 METHODS: dict[str, type[Method]] = {
@@ -34,11 +39,16 @@ METHODS: dict[str, type[Method]] = {
     "cgan": ConditionalGAN,
     "cascade": Cascade,
     "cfsagan": CFSAGAN,
+    "cnn2layer": CNN2LayerMethod,
+    "random_forest": RandomForestMethod,
+    "voxel_mlp": VoxelMLPMethod,
+    "modality_propagation": ModalityPropagationMethod,
 }
 
-__all__ = ["METHODS", "ESITMethod", "ErrorSums", "Method", "MethodConfig", "ModelIO", "NLLSums", "OptimGroup",
-           "Pix2Pix", "SupervisedMethod", "build_method", "masked_errors", "method_config_class",
-           "CFSAGAN", "Cascade", "ConditionalGAN", "CycleGAN", "UNITMethod"]
+__all__ = ["METHODS", "CFSAGAN", "CNN2LayerMethod", "Cascade", "ConditionalGAN", "CycleGAN", "ESITMethod",
+           "ErrorSums", "FittedMethod", "Method", "MethodConfig", "ModalityPropagationMethod", "ModelIO", "NLLSums",
+           "OptimGroup", "Pix2Pix", "RandomForestMethod", "SupervisedMethod", "UNITMethod", "VoxelMLPMethod",
+           "build_method", "masked_errors", "method_config_class"]
 
 
 def method_class(name: str) -> type[Method]:

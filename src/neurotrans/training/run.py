@@ -81,6 +81,7 @@ class TrainingData:
         split: train / val / test subject ids (and ``domain_a`` / ``domain_b`` when unpaired).
         cohort_stats: statistics of the ``zscore:cohort`` columns.
         train: the prepared training subjects (both domains when unpaired).
+        val: the prepared validation subjects (whole volumes; fitted methods validate on them).
         sampling: how samples are cut (``RunInfo.sampling``).
         train_sets, val_sets: the datasets handed to the trainer.
     """
@@ -88,6 +89,7 @@ class TrainingData:
     split: dict[str, list[str]]
     cohort_stats: dict[str, dict[str, Any]]
     train: list[Any]
+    val: list[Any]
     sampling: dict[str, Any]
     train_sets: list[Any]
     val_sets: list[Any]
@@ -124,7 +126,7 @@ def prepare_training(cfg: Config, manifest: Any, multiple: int) -> TrainingData:
         train_sets = build_datasets(train, cfg.data, sampling, multiple, seed=seed, train=True)
     val = prepare(manifest, parts["val"][: cfg.trainer.val_subjects_max], cfg.data, cohort_stats)
     val_sets = build_datasets(val, cfg.data, sampling, multiple, seed=seed, train=False)
-    return TrainingData(parts, cohort_stats, train, sampling, train_sets, val_sets)
+    return TrainingData(parts, cohort_stats, train, val, sampling, train_sets, val_sets)
 
 
 def run_info(cfg: Config, data: TrainingData, multiple: int) -> RunInfo:
@@ -163,6 +165,8 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
         device: ``auto``, ``cpu`` or ``cuda``.
         overwrite: replace an existing run in ``out`` (with its predictions, evaluation, report).
     """
+    from neurotrans.methods.fitted import FittedMethod
+    from neurotrans.training.fit import Fitter
     from neurotrans.training.trainer import Trainer, resolve_device, seed_everything
 
     overrides = list(overrides or ())
@@ -193,9 +197,12 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
         _check_run_folder(run, resume, overwrite)
         data = prepare_training(cfg, manifest, method.size_multiple)  # type: ignore[attr-defined]
         info = run_info(cfg, data, method.size_multiple)  # type: ignore[attr-defined]
-        trainer = Trainer(method, data.train_sets, data.val_sets, trainer=cfg.trainer, optim=cfg.optim,  # type: ignore[arg-type]
-                          out=run.root, batch_size=cfg.data.batch_size, info=info.to_dict(), device=dev,
-                          num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
+        if isinstance(method, FittedMethod):  # fitted on whole volumes in one pass, no gradient steps
+            trainer = Fitter(method, data.train, data.val, trainer=cfg.trainer, out=run.root, info=info.to_dict())
+        else:
+            trainer = Trainer(method, data.train_sets, data.val_sets, trainer=cfg.trainer,  # type: ignore[assignment]
+                              optim=cfg.optim, out=run.root, batch_size=cfg.data.batch_size, info=info.to_dict(),
+                              device=dev, num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
         if resume:
             trainer.resume()
         run.root.mkdir(parents=True, exist_ok=True)
