@@ -15,6 +15,7 @@ from neurotrans.methods.base import (
     OptimGroup,
     masked_errors,
 )
+from neurotrans.methods.dualglow import DualGlowMethod
 from neurotrans.methods.esit import ESITMethod
 from neurotrans.methods.pix2pix import Pix2Pix
 from neurotrans.methods.supervised import SupervisedMethod
@@ -24,10 +25,12 @@ METHODS: dict[str, type[Method]] = {
     "supervised": SupervisedMethod,
     "pix2pix": Pix2Pix,
     "esit": ESITMethod,
+    "dualglow": DualGlowMethod,
 }
 
 __all__ = ["METHODS", "ESITMethod", "ErrorSums", "Method", "MethodConfig", "ModelIO", "NLLSums", "OptimGroup",
-           "Pix2Pix", "SupervisedMethod", "build_method", "masked_errors", "method_config_class"]
+           "Pix2Pix", "SupervisedMethod", "build_method", "masked_errors", "method_config_class",
+           "DualGlowMethod"]
 
 
 def method_class(name: str) -> type[Method]:

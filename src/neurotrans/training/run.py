@@ -129,6 +129,15 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
         cohort_stats = fit_cohort_stats(manifest, parts["train"], cfg.data)
         train = prepare(manifest, parts["train"], cfg.data, cohort_stats)
         val = prepare(manifest, parts["val"][: cfg.trainer.val_subjects_max], cfg.data, cohort_stats)
+        fit_covariates = getattr(method, "fit_covariates", None)
+        if fit_covariates is not None and cfg.data.covariates:
+            # side information standardised with training statistics, kept in the method's state
+            # (so in every checkpoint; a resumed run loads the same values back)
+            import torch
+
+            from neurotrans.data.datasets import covariate_vector
+
+            fit_covariates(torch.stack([covariate_vector(s, cfg.data.covariates) for s in train]))
         multiple = method.size_multiple  # type: ignore[attr-defined]
         sampling = sampling_of(cfg.data, [s.shape for s in train], multiple)
         train_sets = build_datasets(train, cfg.data, sampling, multiple, seed=cfg.trainer.seed, train=True)

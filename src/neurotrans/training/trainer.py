@@ -311,8 +311,12 @@ class Trainer:
         return logs
 
     def _loader(self, dataset: Dataset, batch_sampler: Sampler[list[int]]) -> DataLoader:
+        # the loader's own generator: each new iterator draws its base seed from it, not from the
+        # global RNG, so a run resumed mid-epoch (one extra iterator) keeps the global stream that
+        # stochastic training steps (dequantisation noise, dropout) draw from
         return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=self.num_workers,
-                          pin_memory=self.pin_memory, collate_fn=default_collate)
+                          pin_memory=self.pin_memory, collate_fn=default_collate,
+                          generator=torch.Generator().manual_seed(self.cfg.seed))
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
