@@ -170,12 +170,14 @@ def _trainer(out, steps: int, side: bool = False, seed: int = 0) -> Trainer:
 def test_a_seeded_short_run_lowers_the_nll_through_the_trainer(tmp_path, side):
     trainer = _trainer(tmp_path, 24, side)
     assert not trainer.method.flow.initialized
-    first = trainer.train_iteration(next(iter(trainer._loader(trainer.train_data, [[0, 1]]))))
-    before = first["main/bpv_pet"]
+    trainer.train_iteration(next(iter(trainer._loader(trainer.train_data, [[0, 1]]))))
     assert trainer.method.flow.initialized  # actnorm initialised on the first training batch
+    before = trainer.validate()
     trainer.fit()
-    after = trainer.validate()["nll"]
-    assert after < before - 0.5, (before, after)
+    after = trainer.validate()
+    # 24 AdaMax steps: the validation NLL (bits per voxel, seeded dequantisation) falls by > 0.25 bit
+    assert after["nll"] < before["nll"] - 0.25, (before, after)
+    assert np.isfinite(after["mae"])
 
 
 def test_resume_is_bit_identical_and_keeps_the_actnorm_initialisation(tmp_path):
