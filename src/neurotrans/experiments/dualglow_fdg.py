@@ -332,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "## Uncertainty: correlation of the SD map with |prediction - real| (mean over test subjects)", "",
             markdown(unc_summary), "",
             f"## Age sweep ({ages[0]:g} -> {ages[-1]:g}, {len(ages)} ages; slopes in SUVR per 10 years)", "",
-            markdown(summary), "", "## Table 2: SVM (RBF) on AAL2 regional means, CN vs MCI/AD, trained on the "
+            markdown(summary, ".4g"), "", "## Table 2: SVM (RBF) on AAL2 regional means, CN vs MCI/AD, trained on the "
             "real PET of the development subjects", "", markdown(t2)]
     (out / "results.md").write_text("\n".join(text) + "\n")
     print("\n".join(text))
