@@ -345,6 +345,7 @@ def predict_command(checkpoint: str | Path | Sequence[str | Path], inputs: Seque
         elif kind == "sweep":
             own["covariates"] = {**dict(overrides), "age": value}
         return sidecar
+
     if info.sampling["kind"] == "slices":
         planes_for(info, planes)  # refuse a bad --planes before any work
     images = [c for c in info.inputs if c != "coords"]
@@ -516,7 +517,7 @@ def _rows(man: Any, info: RunInfo, subjects: Sequence[str] | None, others: Seque
             test &= set(other.test_subjects)
         if others and not test and info.test_subjects and set(info.test_subjects) <= set(table_subjects):
             raise InputError(man.source or man.root, "the ensemble's models share no test subject (cross-validation "
-                             "folds each hold out others): every subject was trained on by some model",
+                             "folds each hold out others): each model's test subjects are another's training data",
                              "pass --subjects with subjects none of the models trained on")
         chosen = test if test and test <= set(table_subjects) else set(table_subjects)
     rows = [i for i in range(len(man)) if table_subjects.iloc[i] in chosen]
