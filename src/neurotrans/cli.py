@@ -55,7 +55,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     predict_command(checkpoint=args.checkpoint, inputs=args.input, manifest=args.manifest, out=args.out,
                     device=args.device, overwrite=args.overwrite, planes=args.planes, bids=args.bids,
-                    direction=args.direction)
+                    direction=args.direction, uncertainty=args.uncertainty, samples=args.samples,
+                    temperature=args.temperature, seed=args.seed, age=args.age, age_sweep=args.age_sweep)
     return 0
 
 
@@ -204,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_train)
 
     p = sub.add_parser("predict", help="synthesise the target modality with a trained checkpoint")
-    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, nargs="+", required=True,
+                   help="RUN/checkpoints/best.pt; several (e.g. the folds of a config) predict as an ensemble: "
+                        "their mean")
     p.add_argument("--input", type=Path, nargs="+", default=None,
                    help="input volume(s), one per input sequence in the checkpoint's order")
     p.add_argument("--manifest", type=Path, default=None)
@@ -218,6 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--direction", default=None, metavar="SRC->DST",
                    help="unpaired models (unit, cyclegan): e.g. T2w->T1w runs the model backwards and writes the "
                         "input modality (default: the trained direction)")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="also write the voxel-wise SD map (desc-neurotransSD): across the ensemble's models, or "
+                        "across samples of a sampling method (DUAL-GLOW)")
+    p.add_argument("--samples", type=int, default=None, help="samples per subject for --uncertainty (default: the "
+                                                             "model's config)")
+    p.add_argument("--temperature", type=float, default=None, help="sampling temperature for --uncertainty "
+                                                                   "(default: the model's config)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    p.add_argument("--age", type=float, default=None, help="side information: predict as if the subjects had this "
+                                                           "age (models trained with age, e.g. dualglow_age_fdg)")
+    p.add_argument("--age-sweep", type=float, nargs=3, default=None, metavar=("START", "STOP", "N"),
+                   help="also write one prediction per age, N ages from START to STOP (desc-neurotransAge<age>)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_predict)
 

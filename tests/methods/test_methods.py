@@ -12,12 +12,14 @@ from neurotrans.methods import (
     ErrorSums,
     ESITMethod,
     ModelIO,
+    NLLSums,
     Pix2Pix,
     SupervisedMethod,
     build_method,
     method_config_class,
 )
 from neurotrans.methods.cyclegan import CycleGANConfig
+from neurotrans.methods.dualglow import DualGlowConfig
 from neurotrans.methods.esit import ESITConfig
 from neurotrans.methods.pix2pix import Pix2PixConfig
 from neurotrans.methods.supervised import SupervisedConfig
@@ -25,7 +27,7 @@ from neurotrans.methods.unit import UNITConfig
 from neurotrans.networks import build_network
 
 
-def _batch(c: int = 2, b: int = 2, hw: tuple[int, int] = (16, 16)) -> dict:
+def _batch(c: int = 2, b: int = 2, hw: tuple[int, ...] = (16, 16)) -> dict:
     g = torch.Generator().manual_seed(0)
     return {"input": torch.rand(b, c, *hw, generator=g), "target": torch.rand(b, 1, *hw, generator=g),
             "mask": (torch.rand(b, 1, *hw, generator=g) > 0.3).float()}
@@ -46,6 +48,8 @@ def _small(method: str):
     if method == "cyclegan":  # two input channels, one target: no identity term
         return CycleGANConfig(generator_args={"base": 4, "n_blocks": 1}, discriminator_args={"base": 4, "n_layers": 1},
                               identity=0.0)
+    if method == "dualglow":  # 3D whole volumes
+        return DualGlowConfig(levels=2, steps=1, hidden=4, relation_hidden=4, relation_layers=2, relation_kernel=3)
     if method == "supervised":
         return SupervisedConfig(generator="unet_pix2pix", generator_args={"base": 4, "depth": 3}, loss="charbonnier")
     return Pix2PixConfig(generator="unet_pix2pix", generator_args={"base": 4, "depth": 3},
@@ -56,8 +60,10 @@ def _small(method: str):
 def test_every_group_gives_finite_losses_and_gradients(name):
     torch.manual_seed(0)
     inputs = ("GM", "WM", "CSF", "coords") if name == "esit" else ("T1w", "T2w")
-    method = build_method(_small(name), ModelIO(in_channels=6 if name == "esit" else 2, inputs=inputs))
-    batch = _batch(6 if name == "esit" else 2)
+    dims = 3 if name == "dualglow" else 2
+    method = build_method(_small(name), ModelIO(in_channels=6 if name == "esit" else 2, inputs=inputs,
+                                                spatial_dims=dims))
+    batch = _batch(6 if name == "esit" else 2, hw=(8, 8, 8) if dims == 3 else (16, 16))
     groups = method.optimiser_groups()
     scheduled = list(dict.fromkeys(g for step in (0, 10**6) for g in method.schedule(step)))  # a cascade's stages
     assert set(scheduled) == set(groups)
@@ -71,7 +77,8 @@ def test_every_group_gives_finite_losses_and_gradients(name):
                 assert p.grad is not None and torch.isfinite(p.grad).all(), (group, net, pname)
     assert method.predict(batch["input"]).shape == batch["target"].shape
     val = method.validation_step(batch)
-    assert isinstance(val, ErrorSums) and val.n == float(batch["mask"].sum())
+    errors = val.errors if isinstance(val, NLLSums) else val  # likelihood methods add their point errors
+    assert isinstance(errors, ErrorSums) and errors.n == float(batch["mask"].sum())
     assert set(val.metrics()) == set(type(method).validation_metrics)
 
 

@@ -193,11 +193,15 @@ def direction_of(info: RunInfo, direction: str | None = None) -> bool:
 
 
 def predict_subject(method: Method, info: RunInfo, subject: Any, *, device: str | torch.device = "cpu",
-                    planes: str = "trained", batch_size: int | None = None, reverse: bool = False) -> np.ndarray:
+                    planes: str = "trained", batch_size: int | None = None, reverse: bool = False,
+                    predict_fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None
+                    ) -> np.ndarray:
     """Prediction of one prepared subject, in target units, on its original input grid.
 
     ``reverse``: translate the target modality back to the input one (``method.predict_reverse``;
     the subject prepared with ``prepare_for_prediction(..., reverse=True)``), in the input's units.
+    ``predict_fn(x, covariates)`` replaces ``method.predict`` (e.g. one draw of a sampling
+    method, :mod:`neurotrans.inference.uncertainty`).
     """
     from neurotrans.config import config_from_dict
     from neurotrans.data.datasets import covariate_vector
@@ -217,9 +221,11 @@ def predict_subject(method: Method, info: RunInfo, subject: Any, *, device: str 
     if cfg.data.covariates:
         covariates = covariate_vector(subject, cfg.data.covariates)[None].to(device)
 
+    run = translate if predict_fn is None else predict_fn
+
     def predictor(x: torch.Tensor) -> torch.Tensor:
         cov = None if covariates is None else covariates.expand(x.shape[0], -1)
-        return translate(x, cov)
+        return run(x, cov)
 
     method.eval()
     sampling = info.sampling
@@ -232,8 +238,14 @@ def predict_subject(method: Method, info: RunInfo, subject: Any, *, device: str 
         if planes != "trained":
             raise InputError(f"--planes {planes}", "is for slice models; this model is 3D", "leave --planes out")
         roi = sampling["patch_size"] if sampling["kind"] == "patches" else sampling["roi_size"]
-        pred = predict_sliding_window(predictor, subject.inputs, roi, overlap=float(sampling.get("overlap", 0.5)),
+        inputs, shape = subject.inputs, subject.inputs.shape[1:]
+        if sampling["kind"] == "volume" and all(s <= r for s, r in zip(shape, roi, strict=True)):
+            # zero-padded at the far end, as in training (MONAI would pad both sides, shifting the
+            # volume against the 2**L squeeze grid of a flow)
+            inputs = np.pad(inputs, [(0, 0)] + [(0, int(r) - s) for s, r in zip(shape, roi, strict=True)])
+        pred = predict_sliding_window(predictor, inputs, roi, overlap=float(sampling.get("overlap", 0.5)),
                                       device=device, batch_size=batch_size or 4)
+        pred = pred[: shape[0], : shape[1], : shape[2]]
     pred = invert_target(pred, info, reverse=reverse)
     if subject.mask is not None:
         # inputs are brain-extracted: outside the brain mask the output is background (0), not
@@ -273,15 +285,18 @@ def prediction_label(info: RunInfo, planes: str = "trained") -> str:
     return f"{name} (planes averaged)" if planes == "all" else name
 
 
-def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None = None,
+def predict_command(checkpoint: str | Path | Sequence[str | Path], inputs: Sequence[str | Path] | None = None,
                     manifest: str | Path | None = None, out: str | Path = "predictions", device: str = "auto",
                     overwrite: bool = False, subjects: Sequence[str] | None = None,
                     planes: str = "trained", bids: str | Path | None = None,
-                    direction: str | None = None) -> list[Path]:
+                    direction: str | None = None, uncertainty: bool = False,
+                    samples: int | None = None, temperature: float | None = None, seed: int = 0,
+                    age: float | None = None, age_sweep: Sequence[float] | None = None) -> list[Path]:
     """``neurotrans predict``: write predicted volumes as NIfTI.
 
     Args:
-        checkpoint: ``RUN/checkpoints/best.pt`` (or ``last.pt``).
+        checkpoint: ``RUN/checkpoints/best.pt`` (or ``last.pt``); several checkpoints of one
+            task (the folds of a config) form an ensemble: the prediction is their mean.
         inputs: one file per input sequence, in the checkpoint's order -> ``out`` is a file.
         manifest: a cohort -> ``out`` is a BIDS-derivatives folder; rows: ``subjects`` if
             given, else the run's test subjects found in the manifest, else all rows.
@@ -294,33 +309,93 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
         direction: ``SRC->DST``; ``None`` = the trained direction. The reverse one (target ->
             input, unpaired models) reads the target column (or one ``--input`` file of it)
             and writes the input modality's BIDS-derivatives file.
+        uncertainty: also write the voxel-wise SD map beside each prediction (``desc-neurotransSD``,
+            or ``<out>_sd.nii.gz`` with ``inputs``): across the ensemble's models, or across
+            ``samples`` draws at ``temperature`` of a sampling method (DUAL-GLOW); see
+            :mod:`neurotrans.inference.uncertainty`.
+        samples, temperature: sampling settings (default: the model's config).
+        seed: seed of the samples.
+        age: side information overriding the subjects' ``age`` (models trained with it).
+        age_sweep: ``(start, stop, n)``: also write one point prediction per age
+            (``desc-neurotransAge<age>``, or ``<out>_age-<age>.nii.gz`` with ``inputs``).
 
     Returns:
         the written paths.
     """
+    from neurotrans.inference.uncertainty import (
+        can_sample,
+        check_ensemble,
+        check_overrides,
+        predict_maps,
+        sweep_values,
+        uncertainty_description,
+        value_label,
+    )
     from neurotrans.io.manifest import Manifest, read_manifest
     from neurotrans.io.nifti import check_volume_file, save_volume
+    from neurotrans.io.run import PREDICTION_DESC
 
     if sum(x is not None for x in (inputs, manifest, bids)) != 1:
         raise InputError("predict", "give one source of inputs", "pass exactly one of --input, --manifest or --bids")
     if planes not in PLANE_OPTIONS:
         raise InputError(f"--planes {planes}", "is not a plane option", f"choose one of {', '.join(PLANE_OPTIONS)}")
     out = Path(out)
+    checkpoints = [Path(checkpoint)] if isinstance(checkpoint, (str, Path)) else [Path(c) for c in checkpoint]
+    if not checkpoints:
+        raise InputError("--checkpoint", "names no checkpoint", "pass RUN/checkpoints/best.pt (several for an ensemble)")
+    ages = [] if age_sweep is None else sweep_values(*age_sweep)
+    overrides = {} if age is None else {"age": float(age)}
+    extra_files = (["sd"] if uncertainty else []) + [f"age-{value_label(a)}" for a in ages]
     if inputs is not None:  # the output path is checked before the checkpoint is even read
         check_output_file(out, overwrite=overwrite, suffixes=(".nii", ".nii.gz"))
+        for tag in extra_files:
+            check_output_file(tagged_file(out, tag), overwrite=overwrite, suffixes=(".nii", ".nii.gz"))
     else:
         check_output_folder(out)
     try:
         dev = resolve_device(device)
     except ValueError as err:
         raise InputError(f"--device {device}", str(err), "use --device cpu or auto") from None
-    method, info = load_trained(checkpoint, dev)
+    models = [load_trained(c, dev) for c in checkpoints]
+    check_ensemble(models, checkpoints)
+    method, info = models[0]
+    for _, other in models:
+        check_overrides({**overrides, **({"age": 0.0} if ages else {})}, other, "--age-sweep" if ages else "--age")
+    if uncertainty and len(models) == 1 and not can_sample(method):
+        raise InputError(f"--uncertainty with {checkpoints[0]}", f"method {info.method} draws no samples",
+                         "give the checkpoints of several models of this task (its cross-validation folds) for an "
+                         "ensemble SD map")
+
+    def maps(subject: Any, extra: dict[str, float] | None = None,
+             with_sd: bool = uncertainty) -> tuple[np.ndarray, np.ndarray | None]:
+        return predict_maps(models, subject, uncertainty=with_sd, samples=samples, temperature=temperature,
+                            seed=seed, device=dev, planes=planes, overrides={**overrides, **(extra or {})},
+                            reverse=reverse)
+
+    shas: list[str] = []
+
+    def described(sidecar: dict[str, Any], kind: str, value: float | None = None) -> dict[str, Any]:
+        # the SD map and the sweep volumes: the prediction's sidecar, saying what they are instead
+        own = sidecar["neurotrans"]
+        if overrides:
+            own["covariates"] = dict(overrides)
+        if kind == "sd":
+            sidecar["Description"] = "voxel-wise SD (same units) of " + sidecar["Description"]
+            own["uncertainty"] = uncertainty_description(models, shas, samples=samples, temperature=temperature,
+                                                         seed=seed)
+        elif kind == "sweep":
+            own["covariates"] = {**dict(overrides), "age": value}
+        return sidecar
+
     if info.sampling["kind"] == "slices":
         planes_for(info, planes)  # refuse a bad --planes before any work
     reverse = direction_of(info, direction)
     if reverse and not callable(getattr(method, "predict_reverse", None)):
         raise InputError(f"--direction {direction}", f"method {info.method} translates one way only",
                          "leave --direction out")
+    if reverse and (ages or (uncertainty and len(models) == 1)):
+        raise InputError(f"--direction {direction}", "the reverse direction gives point predictions only (an ensemble's "
+                         "SD map included), no samples or side-information sweeps", "leave out --age-sweep / --uncertainty")
     images = [c for c in info.inputs if c != "coords"]
     produced, units = info.target, info.units
     if reverse:  # the unpaired model run backwards: target -> input
@@ -341,19 +416,29 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
         table = pd.DataFrame([{"subject": "input", "session": "1", **{c: str(p.resolve())
                                                                       for c, p in zip(images, inputs, strict=True)}}])
         subject = prepare_for_prediction(Manifest(table, Path.cwd()), 0, info, reverse=reverse)
-        data = predict_subject(method, info, subject, device=dev, planes=planes, reverse=reverse)
-        save_volume(out, data, subject.reference.affine, subject.reference.header, overwrite=overwrite)
-        return [out]
+        data, sd = maps(subject)
+        written = [save_volume(out, data, subject.reference.affine, subject.reference.header, overwrite=overwrite)]
+        if sd is not None:
+            written.append(save_volume(tagged_file(out, "sd"), sd, subject.reference.affine, subject.reference.header,
+                                       overwrite=overwrite))
+        for a in ages:
+            written.append(save_volume(tagged_file(out, f"age-{value_label(a)}"), maps(subject, {"age": a}, False)[0],
+                                       subject.reference.affine, subject.reference.header, overwrite=overwrite))
+        return written
     if bids is not None:
         from neurotrans.io.builders import scan_manifest
 
         man = scan_manifest("bids", bids)
     else:
         man = read_manifest(manifest)  # type: ignore[arg-type]
-    rows = _rows(man, info, subjects)
+    rows = _rows(man, info, subjects, [other for _, other in models[1:]])
     folder = PredictionFolder(out)
     paths = {i: folder.path(str(man.table.iloc[i]["subject"]), str(man.table.iloc[i]["session"]), produced)
              for i in rows}  # every id is checked before anything is written
+    ids = {i: (str(man.table.iloc[i]["subject"]), str(man.table.iloc[i]["session"])) for i in rows}
+    sd_paths = {i: folder.sd_path(*ids[i], produced) for i in rows} if uncertainty else {}
+    sweep_paths = {(i, a): folder.path(*ids[i], produced, desc=f"{PREDICTION_DESC}Age{value_label(a)}")
+                   for i in rows for a in ages}
     for i in rows:  # every input's header, before the first prediction is written
         for c in images:
             source = man.path(i, c)
@@ -361,12 +446,15 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
                 raise InputError(man.source or man.root, f"row {man.key(i)} has no {c} image",
                                  f"fill the {c} column for this row or leave the subject out")
             check_volume_file(source)
-    clash = [p for p in paths.values() if p.exists()]
+    outputs = [*paths.values(), *sd_paths.values(), *sweep_paths.values()]
+    clash = [p for p in outputs if p.exists()]
     if clash and not overwrite:
-        raise InputError(clash[0], f"already exists ({len(clash)} of the {len(paths)} outputs do)",
+        raise InputError(clash[0], f"already exists ({len(clash)} of the {len(outputs)} outputs do)",
                          "pass --overwrite or another --out")
-    sha = file_sha256(checkpoint)
-    label = prediction_label(info, planes) + (f" ({info.target}->{produced})" if reverse else "")
+    shas.extend(file_sha256(c) for c in checkpoints)
+    sha: str | list[str] = shas[0] if len(shas) == 1 else list(shas)
+    label = prediction_label(info, planes) + (f" ({len(models)}-model ensemble)" if len(models) > 1 else "")
+    label += f" ({info.target}->{produced})" if reverse else ""
     sources = SourceLinks.of([man.path(i, c) for i in rows for c in images], folder.root)
     folder.root.mkdir(parents=True, exist_ok=True)
     folder.write_description({"Name": "neurotrans", "Version": __version__,
@@ -383,17 +471,30 @@ def predict_command(checkpoint: str | Path, inputs: Sequence[str | Path] | None 
 
     for i in tqdm(rows, desc="predict", disable=len(rows) < 2):
         subject = prepare_for_prediction(man, i, info, reverse=reverse)
-        data = predict_subject(method, info, subject, device=dev, planes=planes, reverse=reverse)
-        path = save_volume(paths[i], data, subject.reference.affine, subject.reference.header, overwrite=overwrite)
+        data, sd = maps(subject)
         used = [sources.uri(man.path(i, c)) for c in images]
-        sidecar = prediction_sidecar(info, label, planes, sha, used, bool(subject.mask is not None),
-                                     target=produced, units=units, inputs=images)
-        write_text_atomic(folder.sidecar(path), json.dumps(sidecar, indent=2) + "\n")
-        written.append(path)
+        masked = bool(subject.mask is not None)
+        volumes = [(paths[i], data, "prediction", None)]
+        if sd is not None:
+            volumes.append((sd_paths[i], sd, "sd", None))
+        volumes += [(sweep_paths[i, a], maps(subject, {"age": a}, False)[0], "sweep", a) for a in ages]
+        for target_path, volume, kind, value in volumes:
+            path = save_volume(target_path, volume, subject.reference.affine, subject.reference.header,
+                               overwrite=overwrite)
+            sidecar = described(prediction_sidecar(info, label, planes, sha, used, masked, target=produced,
+                                                   units=units, inputs=images), kind, value)
+            write_text_atomic(folder.sidecar(path), json.dumps(sidecar, indent=2) + "\n")
+            written.append(path)
     return written
 
 
-def prediction_sidecar(info: RunInfo, label: str, planes: str, sha: str, sources: list[str],
+def tagged_file(path: Path, tag: str) -> Path:
+    """``pred.nii.gz`` -> ``pred_<tag>.nii.gz`` (the SD map and sweep volumes of ``--input`` predictions)."""
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
+    return path.with_name(path.name[: len(path.name) - len(suffix)] + f"_{tag}" + suffix)
+
+
+def prediction_sidecar(info: RunInfo, label: str, planes: str, sha: str | list[str], sources: list[str],
                        masked: bool, *, target: str | None = None, units: str | None = None,
                        inputs: Sequence[str] | None = None) -> dict[str, Any]:
     """The JSON sidecar of one predicted image: BIDS-derivatives fields, then neurotrans' own.
@@ -467,12 +568,18 @@ class SourceLinks:
         return f"bids:{self.NAME}:{rel}"
 
 
-def _rows(man: Any, info: RunInfo, subjects: Sequence[str] | None) -> list[int]:
+def _rows(man: Any, info: RunInfo, subjects: Sequence[str] | None, others: Sequence[RunInfo] = ()) -> list[int]:
     table_subjects = man.table["subject"].astype(str)
     if subjects is not None:
         chosen = set(map(str, subjects))
     else:
         test = set(info.test_subjects)
+        for other in others:  # an ensemble: the subjects held out from every model
+            test &= set(other.test_subjects)
+        if others and not test and info.test_subjects and set(info.test_subjects) <= set(table_subjects):
+            raise InputError(man.source or man.root, "the ensemble's models share no test subject (cross-validation "
+                             "folds each hold out others): each model's test subjects are another's training data",
+                             "pass --subjects with subjects none of the models trained on")
         chosen = test if test and test <= set(table_subjects) else set(table_subjects)
     rows = [i for i in range(len(man)) if table_subjects.iloc[i] in chosen]
     if not rows:

@@ -12,6 +12,7 @@ or JSON key is spelled twice::
     RUN/report/                      report.html and figures/
     RUN/explain/                     `neurotrans explain` outputs (layout: neurotrans.explain.folder)
     RUN/summary.json                 the demo's headline numbers
+    RUN/age_sweep.tsv                regional means of an age sweep (side-information models)
 
 Predictions follow BIDS derivatives: ``sub-<s>/ses-<t>/<datatype>/
 sub-<s>_ses-<t>[_trc-<tracer>]_desc-<desc>_<suffix>.nii.gz`` (``PredictionFolder``), so a
@@ -254,7 +255,7 @@ class RunFolder:
 
     # the lock file (``lock_file``) is no training output: --overwrite must never delete the lock it holds
     TRAINING_ITEMS = ("checkpoints", "log.jsonl", "log.csv", "run.json", "config.yaml")
-    DERIVED_ITEMS = ("predictions", "evaluation", "report", "summary.json", "explain")
+    DERIVED_ITEMS = ("predictions", "evaluation", "report", "summary.json", "explain", "age_sweep.tsv")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
@@ -315,6 +316,11 @@ class RunFolder:
     @property
     def summary_json(self) -> Path:
         return self.root / "summary.json"
+
+    @property
+    def age_sweep(self) -> Path:
+        """``age_sweep.tsv``: regional means of the PETs generated at several ages (DUAL-GLOW)."""
+        return self.root / "age_sweep.tsv"
 
     @property
     def lock_file(self) -> Path:

@@ -20,6 +20,7 @@ from neurotrans.methods.cfsagan import CFSAGAN
 from neurotrans.methods.cgan import ConditionalGAN
 from neurotrans.methods.cnn2layer import CNN2LayerMethod
 from neurotrans.methods.cyclegan import CycleGAN
+from neurotrans.methods.dualglow import DualGlowMethod
 from neurotrans.methods.esit import ESITMethod
 from neurotrans.methods.fitted import FittedMethod
 from neurotrans.methods.modality_propagation import ModalityPropagationMethod
@@ -43,9 +44,10 @@ METHODS: dict[str, type[Method]] = {
     "random_forest": RandomForestMethod,
     "voxel_mlp": VoxelMLPMethod,
     "modality_propagation": ModalityPropagationMethod,
+    "dualglow": DualGlowMethod,
 }
 
-__all__ = ["METHODS", "CFSAGAN", "CNN2LayerMethod", "Cascade", "ConditionalGAN", "CycleGAN", "ESITMethod",
+__all__ = ["METHODS", "CFSAGAN", "CNN2LayerMethod", "Cascade", "ConditionalGAN", "CycleGAN", "DualGlowMethod", "ESITMethod",
            "ErrorSums", "FittedMethod", "Method", "MethodConfig", "ModalityPropagationMethod", "ModelIO", "NLLSums",
            "OptimGroup", "Pix2Pix", "RandomForestMethod", "SupervisedMethod", "UNITMethod", "VoxelMLPMethod",
            "build_method", "masked_errors", "method_config_class"]

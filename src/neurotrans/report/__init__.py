@@ -245,6 +245,12 @@ def render_figures(run: RunData, subjects: list[str] | None = None, notes: list[
         notes.append("Regional bar chart and Bland-Altman plot left out: evaluation/regional.tsv is absent.")
     for section, name, png, caption in _explain_figures(run):
         items.append(FigureItem(section, name, png, caption))
+    if run.folder.age_sweep.is_file():  # a side-information model's age sweep (DUAL-GLOW Fig. 7)
+        from neurotrans.report.sweep import age_sweep_figure, read_sweep
+
+        add("regional", "age_sweep.png", age_sweep_figure(read_sweep(run.folder.age_sweep)),
+            "PET generated from each test subject's MRI at several ages (side information): regional mean "
+            "against age, one thin line per subject, mean and 1.96 SD band (age_sweep.tsv).")
     if run.log is not None and len(run.log) and any(curve_columns(run.log)):
         add("training", "training_curves.png", training_curves(run.log),
             "Training losses and validation metrics against the step (log.jsonl).")

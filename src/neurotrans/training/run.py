@@ -196,6 +196,15 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
     with folder_lock(run.lock_file, what="neurotrans train"):
         _check_run_folder(run, resume, overwrite)
         data = prepare_training(cfg, manifest, method.size_multiple)  # type: ignore[attr-defined]
+        fit_covariates = getattr(method, "fit_covariates", None)
+        if fit_covariates is not None and cfg.data.covariates:
+            # side information standardised with training statistics, kept in the method's state
+            # (so in every checkpoint; a resumed run loads the same values back)
+            import torch
+
+            from neurotrans.data.datasets import covariate_vector
+
+            fit_covariates(torch.stack([covariate_vector(s, cfg.data.covariates) for s in data.train]))
         info = run_info(cfg, data, method.size_multiple)  # type: ignore[attr-defined]
         if isinstance(method, FittedMethod):  # fitted on whole volumes in one pass, no gradient steps
             trainer = Fitter(method, data.train, data.val, trainer=cfg.trainer, out=run.root, info=info.to_dict())
