@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
+from neurotrans.networks.checks import check_input
 from neurotrans.networks.layers import factories as F
 
 
@@ -66,11 +67,7 @@ class SelfAttention(nn.Module):
         Returns:
             (B, C, H, W[, D]): ``gamma * o + x``.
         """
-        if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.channels:
-            raise ValueError(
-                f"SelfAttention expects (B, {self.channels}, ...) with {self.spatial_dims} spatial "
-                f"dims, got shape {tuple(x.shape)}"
-            )
+        check_input(x, self.spatial_dims, self.channels, "SelfAttention")
         h = x
         if self.pool > 1:
             if any(s < self.pool for s in x.shape[2:]):

@@ -10,9 +10,9 @@ from torch import nn
 from neurotrans.networks.blocks.attention import SelfAttention
 from neurotrans.networks.blocks.conv import ConvBlock
 from neurotrans.networks.blocks.residual import ResDown, ResUp
+from neurotrans.networks.checks import check_divisible, check_input
 from neurotrans.networks.layers import factories as F
 from neurotrans.networks.nets.patch_classifier import NonOverlappingPatchDiscriminator
-from neurotrans.networks.nets.unet import check_divisible
 
 
 class CFSAGANGenerator(nn.Module):
@@ -124,11 +124,7 @@ class CFSAGANGenerator(nn.Module):
         Returns:
             (B, C_out, H, W[, D]).
         """
-        if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"CFSAGANGenerator expects a (B, {self.in_channels}, ...) tensor with "
-                f"{self.spatial_dims} spatial dims, got shape {tuple(x.shape)}"
-            )
+        check_input(x, self.spatial_dims, self.in_channels, "CFSAGANGenerator")
         check_divisible(x, self.depth, "CFSAGANGenerator")
         h = self.stem(x)
         skips = []

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from neurotrans.networks.blocks.flow import COUPLING_SCALES, FlowStep, squeeze, unsqueeze
+from neurotrans.networks.checks import check_input
 from neurotrans.networks.layers import factories as F
 
 
@@ -127,11 +128,7 @@ class Glow(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Encode ``x`` (B, C, *spatial) -> (latents [z_1, ..., z_L], logdet (B,))."""
-        if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"Glow expects (B, {self.in_channels}, {self.spatial_dims} spatial sizes), "
-                f"got {tuple(x.shape)}"
-            )
+        check_input(x, self.spatial_dims, self.in_channels, "Glow")
         check_size(x.shape[2:], self.n_levels)
         logdet = x.new_zeros(x.shape[0])
         latents: list[torch.Tensor] = []

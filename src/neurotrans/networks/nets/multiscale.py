@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neurotrans.networks.checks import check_input
 from neurotrans.networks.layers import factories as F
 from neurotrans.networks.layers.init import apply_spectral_norm, init_weights
 
@@ -84,11 +85,7 @@ class MultiScaleDiscriminator(nn.Module):
         Returns:
             ``n_scales`` tensors (B, 1, h_s, w_s[, d_s]).
         """
-        if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"MultiScaleDiscriminator expects a (B, {self.in_channels}, ...) tensor with "
-                f"{self.spatial_dims} spatial dims, got shape {tuple(x.shape)}"
-            )
+        check_input(x, self.spatial_dims, self.in_channels, "MultiScaleDiscriminator")
         need = 2 ** (self.n_scales - 1)
         if any(s < need for s in x.shape[2:]):
             raise ValueError(

@@ -11,6 +11,7 @@ from torch import nn
 from neurotrans.networks.blocks.attention import SelfAttention
 from neurotrans.networks.blocks.conv import ConvBlock
 from neurotrans.networks.blocks.residual import ResDown
+from neurotrans.networks.checks import check_input
 from neurotrans.networks.layers import factories as F
 
 PATCH_BLOCKS = ("conv", "residual")
@@ -161,11 +162,7 @@ class NonOverlappingPatchDiscriminator(nn.Module):
         Returns:
             (B, 2, S_1/P_1, ..., S_d/P_d) logits (fake, real) on the patch grid.
         """
-        if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"NonOverlappingPatchDiscriminator expects a (B, {self.in_channels}, ...) tensor "
-                f"with {self.spatial_dims} spatial dims, got shape {tuple(x.shape)}"
-            )
+        check_input(x, self.spatial_dims, self.in_channels, "NonOverlappingPatchDiscriminator")
         grid = [s // p for s, p in zip(x.shape[2:], self.patch_size, strict=True)]
         tiles = split_patches(x, self.patch_size)
         logits = self.head(self.body(tiles).flatten(1))  # (B * N, 2)

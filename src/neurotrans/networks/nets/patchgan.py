@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neurotrans.networks.checks import check_input
 from neurotrans.networks.layers import factories as F
 
 
@@ -130,11 +131,7 @@ class PatchDiscriminator(nn.Module):
         Returns:
             (B, 1, H', W'[, D']) logits, one per patch.
         """
-        if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"PatchDiscriminator expects a (B, {self.in_channels}, ...) tensor with "
-                f"{self.spatial_dims} spatial dims, got shape {tuple(x.shape)}"
-            )
+        check_input(x, self.spatial_dims, self.in_channels, "PatchDiscriminator")
         need = self.min_size()
         if any(s < need for s in x.shape[2:]):
             raise ValueError(

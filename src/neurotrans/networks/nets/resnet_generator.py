@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from neurotrans.networks.blocks.resnet import PADDING_MODES, ResnetBlock, padded_conv
+from neurotrans.networks.checks import check_input
 from neurotrans.networks.layers import factories as F
 from neurotrans.networks.layers.init import init_weights
 
@@ -103,11 +104,7 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Translate ``x`` (B, C_in, H, W[, D]) -> (B, C_out, H, W[, D])."""
-        if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"ResnetGenerator expects a (B, {self.in_channels}, ...) tensor with "
-                f"{self.spatial_dims} spatial dims, got shape {tuple(x.shape)}"
-            )
+        check_input(x, self.spatial_dims, self.in_channels, "ResnetGenerator")
         m = 2**self.depth
         if any(s % m or s // m < 2 for s in x.shape[2:]):
             raise ValueError(

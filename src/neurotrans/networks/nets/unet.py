@@ -8,18 +8,8 @@ import torch
 from torch import nn
 
 from neurotrans.networks.blocks.sampling import DOWNSAMPLE, DecoderBlock, Downsample, EncoderBlock
+from neurotrans.networks.checks import check_divisible, check_input
 from neurotrans.networks.layers import factories as F
-
-
-def check_divisible(x: torch.Tensor, depth: int, name: str) -> None:
-    """Raise ``ValueError`` unless every spatial size of ``x`` is divisible by ``2**depth``."""
-    sizes = tuple(x.shape[2:])
-    factor = 2**depth
-    if any(s % factor for s in sizes):
-        raise ValueError(
-            f"{name}: spatial size {sizes} is not divisible by 2**depth = {factor}; pad or crop the "
-            f"input to a multiple of {factor} (e.g. neurotrans' slice/patch padding) or use a smaller depth"
-        )
 
 
 class UNet(nn.Module):
@@ -273,11 +263,7 @@ class UNet(nn.Module):
         Returns:
             (B, C_out, H, W[, D]).
         """
-        if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"UNet expects a (B, {self.in_channels}, {'H, W, D' if self.spatial_dims == 3 else 'H, W'}) "
-                f"tensor, got shape {tuple(x.shape)}"
-            )
+        check_input(x, self.spatial_dims, self.in_channels, "UNet")
         check_divisible(x, self.depth, "UNet")
         if self.convs_per_level == 0:
             skips = []

@@ -18,6 +18,7 @@ from torch import nn
 
 from neurotrans.networks.blocks.attention import SelfAttention
 from neurotrans.networks.blocks.resnet import ResnetBlock
+from neurotrans.networks.checks import check_input
 from neurotrans.networks.layers import factories as F
 from neurotrans.networks.layers.init import apply_spectral_norm, init_weights
 
@@ -245,11 +246,7 @@ class UNIT(nn.Module):
 
     def decode(self, z: torch.Tensor, domain: str) -> torch.Tensor:
         """Images of ``domain`` from latents ``z`` (B, F, h, w[, d]) -> (B, C_domain, H, W[, D])."""
-        if z.dim() != self.spatial_dims + 2 or z.shape[1] != self.latent_channels:
-            raise ValueError(
-                f"UNIT.decode expects a (B, {self.latent_channels}, ...) latent with "
-                f"{self.spatial_dims} spatial dims, got shape {tuple(z.shape)}"
-            )
+        check_input(z, self.spatial_dims, self.latent_channels, "UNIT.decode", "latent")
         return self.generator(domain)(z)
 
     def translate(self, x: torch.Tensor, src: str, dst: str) -> torch.Tensor:
@@ -261,12 +258,7 @@ class UNIT(nn.Module):
         return self.translate(x, src, dst)
 
     def _check_input(self, x: torch.Tensor, domain: str) -> None:
-        c = self.channels[domain]
-        if x.dim() != self.spatial_dims + 2 or x.shape[1] != c:
-            raise ValueError(
-                f"UNIT expects domain {domain!r} images of shape (B, {c}, ...) with "
-                f"{self.spatial_dims} spatial dims, got {tuple(x.shape)}"
-            )
+        check_input(x, self.spatial_dims, self.channels[domain], f"UNIT (domain {domain!r})", "image")
         m = 2**self.depth
         if any(s % m for s in x.shape[2:]):
             raise ValueError(
