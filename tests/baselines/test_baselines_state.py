@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 import torch
+from payload import MARKER, Payload
 
 from neurotrans.baselines import (
     BASELINES,
@@ -21,25 +22,6 @@ SMALL = {
     "voxel_mlp": dict(n_samples=800, hidden=(8, 8), max_iter=20),
     "modality_propagation": dict(search_radius=1, max_library=2),
 }
-
-MARKER: list[str] = []
-
-
-def _run_payload(tag: str) -> str:
-    """Stands for arbitrary code a tampered file would run on load."""
-    MARKER.append(tag)
-    return tag
-
-
-class Payload:
-    """An object whose reconstruction runs code (pickle ``__reduce__``, skops ``__setstate__``)."""
-
-    def __reduce__(self):
-        return (_run_payload, ("pickle",))
-
-    def __setstate__(self, state):
-        _run_payload("skops")
-
 
 @pytest.fixture(autouse=True)
 def _clear_marker():

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from payload import MARKER, Payload
 
 from neurotrans.cli import main
 from neurotrans.config import load_config
@@ -113,24 +114,6 @@ def test_fitted_checkpoint_is_weights_only_and_predicts_the_same(trained, method
     row = int(np.flatnonzero(man.table["subject"].astype(str) == info.test_subjects[0])[0])
     subject = prepare_for_prediction(man, row, info)
     np.testing.assert_array_equal(predict_subject(loaded, info, subject), predict_subject(again, info, subject))
-
-
-MARKER: list[str] = []
-
-
-def _run_payload(tag: str) -> str:
-    MARKER.append(tag)
-    return tag
-
-
-class Payload:
-    """Stands for code a tampered checkpoint would run when unpickled."""
-
-    def __reduce__(self):
-        return (_run_payload, ("pickle",))
-
-    def __setstate__(self, state):
-        _run_payload("skops")
 
 
 def test_a_pickled_object_in_a_fitted_checkpoint_is_refused_without_running(trained, cohort, tmp_path, capsys):
