@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from cohort_files import write_manifest
 from scipy.ndimage import gaussian_filter
-
-from neurotrans.io.nifti import save_volume
 
 # not a multiple of 4: predictions must be padded (at the far end) and cropped back
 GLOW_SHAPE = (15, 18, 14)
@@ -24,7 +22,7 @@ def glow_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     affine[:3, 3] = [-21.0, -27.0, -21.0]
     zz, yy, xx = np.meshgrid(*[np.linspace(-1, 1, s) for s in GLOW_SHAPE], indexing="ij")
     brain = (zz**2 + yy**2 + xx**2) < 0.9
-    rows = []
+    subjects = []
     for i in range(8):
         age = 60.0 + 4.0 * i
         gm = gaussian_filter(rng.random(GLOW_SHAPE), 1.2)
@@ -33,10 +31,5 @@ def glow_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
         fdg = (1.6 * gm + 0.5 * (1 - gm)) * brain * (1.0 - 0.004 * (age - 60.0))
         files = {"T1w": t1, "FDG": fdg, "brainmask": brain.astype(np.float32)}
         row = {"subject": f"sub-{i:02d}", "session": "ses-1", "age": age, "group": "CN" if i % 2 else "AD"}
-        for name, data in files.items():
-            rel = f"sub-{i:02d}/{name}.nii.gz"
-            save_volume(root / rel, data.astype(np.float32), affine)
-            row[name] = rel
-        rows.append(row)
-    pd.DataFrame(rows).to_csv(root / "manifest.tsv", sep="\t", index=False)
-    return root / "manifest.tsv"
+        subjects.append((row, files))
+    return write_manifest(root, subjects, affine)

@@ -14,9 +14,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
+from cohort_files import write_manifest
 from scipy.ndimage import gaussian_filter
-
-from neurotrans.io.nifti import save_volume
 
 SHAPE = (12, 14, 12)
 AFFINE = np.array([[3.0, 0, 0, -18], [0, 3.0, 0, -21], [0, 0, 3.0, -15], [0, 0, 0, 1]])
@@ -28,18 +27,13 @@ def write_cohort(root: Path, n: int = 6, seed: int = 0) -> Path:
     idx = np.indices(SHAPE, dtype=float)
     centre = (np.array(SHAPE) - 1) / 2
     brain = sum(((idx[a] - centre[a]) / (0.45 * SHAPE[a])) ** 2 for a in range(3)) < 1.0
-    rows = []
+    subjects = []
     for i in range(n):
         t1 = gaussian_filter(rng.random(SHAPE), 1.0) * 100 * brain
         fdg = (0.02 * t1 + 0.5) * brain
         row = {"subject": f"sub-{i:02d}", "session": "ses-1", "group": "CN" if i % 2 else "AD"}
-        for name, data in (("T1w", t1), ("FDG", fdg), ("brainmask", brain.astype(np.float32))):
-            rel = f"sub-{i:02d}/{name}.nii.gz"
-            save_volume(root / rel, data.astype(np.float32), AFFINE)
-            row[name] = rel
-        rows.append(row)
-    pd.DataFrame(rows).to_csv(root / "manifest.tsv", sep="\t", index=False)
-    return root / "manifest.tsv"
+        subjects.append((row, {"T1w": t1, "FDG": fdg, "brainmask": brain.astype(np.float32)}))
+    return write_manifest(root, subjects, AFFINE)
 
 
 TINY_CONFIG = {

@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from cohort_files import write_manifest
 from scipy.ndimage import gaussian_filter
-
-from neurotrans.io.nifti import save_volume
 
 SHAPE = (20, 24, 16)
 
@@ -21,7 +19,7 @@ def write_cohort(root: Path, n: int = 6, seed: int = 0, shape: tuple[int, int, i
     affine[:3, 3] = [-30.0, -36.0, -24.0]
     zz, yy, xx = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
     brain = (zz**2 / 0.8 + yy**2 / 0.8 + xx**2 / 0.8) < 1.0
-    rows = []
+    subjects = []
     for i in range(n):
         gm = gaussian_filter(rng.random(shape), 1.5)
         gm = (gm - gm.min()) / (gm.max() - gm.min()) * brain
@@ -31,13 +29,8 @@ def write_cohort(root: Path, n: int = 6, seed: int = 0, shape: tuple[int, int, i
         fdg = (1.5 * gm + 0.5 * wm) * brain * (1 + 0.1 * (i % 3))
         files = {"T1w": t1, "FDG": fdg, "brainmask": brain.astype(np.float32), "GM": gm, "WM": wm, "CSF": csf}
         row = {"subject": f"sub-{i:02d}", "session": "ses-1", "group": "CN" if i % 2 else "AD"}
-        for name, data in files.items():
-            rel = f"sub-{i:02d}/{name}.nii.gz"
-            save_volume(root / rel, data.astype(np.float32), affine)
-            row[name] = rel
-        rows.append(row)
-    pd.DataFrame(rows).to_csv(root / "manifest.tsv", sep="\t", index=False)
-    return root / "manifest.tsv"
+        subjects.append((row, files))
+    return write_manifest(root, subjects, affine)
 
 
 @pytest.fixture(scope="session")
