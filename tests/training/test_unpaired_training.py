@@ -123,6 +123,35 @@ def test_predict_both_directions_writes_each_modality_on_the_input_grid(unit_run
         predict_command(checkpoint, manifest=manifest, out=tmp_path / "bad", direction="T1w->FLAIR")
 
 
+def test_reverse_direction_as_an_ensemble_with_its_sd_map(unit_run, ms_cohort, tmp_path):
+    run, _ = unit_run
+    folder = RunFolder(run)
+    info = folder.read_info()
+    manifest = ms_cohort / "manifest.tsv"
+    subject = info.split["test"][0]
+    last, best = folder.checkpoint("last"), folder.best_checkpoint()
+    # the same model twice: the ensemble's mean is that model's prediction and its SD map is zero
+    single = predict_command(last, manifest=manifest, out=tmp_path / "one", subjects=[subject],
+                             direction="T2w->T1w")
+    both = predict_command([last, last], manifest=manifest, out=tmp_path / "two", subjects=[subject],
+                           direction="T2w->T1w", uncertainty=True)
+    predictions = [p for p in both if "SD" not in p.name]
+    sds = [p for p in both if "SD" in p.name]
+    assert len(predictions) == len(single) and len(sds) == len(single)
+    for a, b in zip(sorted(single), sorted(predictions), strict=True):
+        assert a.name == b.name and "T1w" in a.name  # the input modality, written backwards
+        np.testing.assert_allclose(load_volume(a).data, load_volume(b).data, atol=1e-5)
+    for sd in sds:
+        assert "T1w" in sd.name and np.abs(load_volume(sd).data).max() < 1e-5
+    # one UNIT draws no samples (either way): an SD map needs an ensemble
+    with pytest.raises(InputError, match="draws no samples"):
+        predict_command(best, manifest=manifest, out=tmp_path / "u", subjects=[subject], direction="T2w->T1w",
+                        uncertainty=True)
+    with pytest.raises(InputError, match="age"):
+        predict_command(best, manifest=manifest, out=tmp_path / "s", subjects=[subject], direction="T2w->T1w",
+                        age_sweep=(60.0, 80.0, 2))
+
+
 def test_direction_parsing_and_one_way_models(unit_run, tiny_cohort, tmp_path):
     info = RunFolder(unit_run[0]).read_info()
     assert direction_of(info) is False and direction_of(info, "trained") is False
