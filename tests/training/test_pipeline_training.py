@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from killed_run import train_killed_at
 
 from neurotrans.errors import InputError
 from neurotrans.inference.predict import predict_command
@@ -16,7 +17,6 @@ from neurotrans.io.nifti import load_volume
 from neurotrans.io.run import RunFolder
 from neurotrans.training.checkpoint import load_checkpoint
 from neurotrans.training.run import train_from_config
-from neurotrans.training.trainer import Trainer
 
 
 def _config(manifest, steps=6, **data):
@@ -60,17 +60,7 @@ def test_resume_with_dataloader_workers_is_bit_identical(tiny_cohort, tmp_path, 
     full = train_from_config(cfg, out=tmp_path / "full")
     in_process = train_from_config({**cfg, "data": {**cfg["data"], "num_workers": 0}}, out=tmp_path / "zero")
     assert _same(_weights(full), _weights(in_process))  # workers change nothing
-    original = Trainer.train_iteration
-
-    def failing(self, batch):
-        if self.state.step == 5:  # dies after the checkpoint of step 4, mid-epoch
-            raise RuntimeError("injected failure")
-        return original(self, batch)
-
-    monkeypatch.setattr(Trainer, "train_iteration", failing)
-    with pytest.raises(RuntimeError, match="injected"):
-        train_from_config(cfg, out=tmp_path / "killed")
-    monkeypatch.setattr(Trainer, "train_iteration", original)
+    train_killed_at(cfg, tmp_path / "killed", 5, monkeypatch)  # dies after the checkpoint of step 4, mid-epoch
     resumed = train_from_config(cfg, out=tmp_path / "killed", resume=True)
     assert _same(_weights(full), _weights(resumed))
 

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from killed_run import train_killed_at
 
 from neurotrans.errors import InputError
 from neurotrans.io.run import RunFolder
 from neurotrans.training.checkpoint import load_checkpoint
 from neurotrans.training.run import train_from_config
-from neurotrans.training.trainer import Trainer, epoch_batches
+from neurotrans.training.trainer import epoch_batches
 
 
 def _config(manifest: Path, method: str = "pix2pix", steps: int = 8) -> dict:
@@ -80,17 +81,7 @@ def test_training_from_the_memory_mapped_cache_gives_the_same_weights(tiny_cohor
 def test_resume_after_exception_matches_uninterrupted_run(tiny_cohort, tmp_path, monkeypatch):
     cfg = _config(tiny_cohort, method="supervised", steps=9)
     full = train_from_config(cfg, out=tmp_path / "full")
-    original = Trainer.train_iteration
-
-    def failing(self, batch):
-        if self.state.step == 7:  # dies after the checkpoint of step 6
-            raise RuntimeError("injected failure")
-        return original(self, batch)
-
-    monkeypatch.setattr(Trainer, "train_iteration", failing)
-    with pytest.raises(RuntimeError, match="injected"):
-        train_from_config(cfg, out=tmp_path / "killed")
-    monkeypatch.setattr(Trainer, "train_iteration", original)
+    train_killed_at(cfg, tmp_path / "killed", 7, monkeypatch)  # dies after the checkpoint of step 6
     assert load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")["trainer"]["step"] == 6
     with pytest.raises(InputError, match="resume"):
         train_from_config(cfg, out=tmp_path / "killed")

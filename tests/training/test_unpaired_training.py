@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from killed_run import train_killed_at
 
 from neurotrans.data import pipeline
 from neurotrans.errors import InputError
@@ -18,7 +19,6 @@ from neurotrans.io.run import PredictionFolder, RunFolder
 from neurotrans.methods.unit import UNITMethod
 from neurotrans.training.checkpoint import load_checkpoint
 from neurotrans.training.run import train_from_config
-from neurotrans.training.trainer import Trainer
 
 TINY = {
     "unit": {"method": "unit", "generator_args": {"base": 4, "n_res_encoder": 1, "n_res_generator": 1},
@@ -174,17 +174,7 @@ def test_direction_parsing_and_one_way_models(unit_run, tiny_cohort, tmp_path):
 def test_resume_is_bit_identical(model, tiny_cohort, tmp_path, monkeypatch):
     cfg = _config(tiny_cohort, model, "FDG", steps=7, voxel_size=None)
     full = train_from_config(cfg, out=tmp_path / "full")
-    original = Trainer.train_iteration
-
-    def failing(self, batch):
-        if self.state.step == 4:  # dies after the checkpoint of step 3
-            raise RuntimeError("injected failure")
-        return original(self, batch)
-
-    monkeypatch.setattr(Trainer, "train_iteration", failing)
-    with pytest.raises(RuntimeError, match="injected"):
-        train_from_config(cfg, out=tmp_path / "killed")
-    monkeypatch.setattr(Trainer, "train_iteration", original)
+    train_killed_at(cfg, tmp_path / "killed", 4, monkeypatch)  # dies after the checkpoint of step 3
     resumed = train_from_config(cfg, out=tmp_path / "killed", resume=True)
     a, b = _weights(full), _weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
