@@ -147,7 +147,7 @@ def test_reverse_direction_as_an_ensemble_with_its_sd_map(unit_run, ms_cohort, t
     with pytest.raises(InputError, match="draws no samples"):
         predict_command(best, manifest=manifest, out=tmp_path / "u", subjects=[subject], direction="T2w->T1w",
                         uncertainty=True)
-    with pytest.raises(InputError, match="age"):
+    with pytest.raises(InputError, match="takes no such side information"):
         predict_command(best, manifest=manifest, out=tmp_path / "s", subjects=[subject], direction="T2w->T1w",
                         age_sweep=(60.0, 80.0, 2))
 

@@ -28,10 +28,10 @@ class ModalityPropagationConfig(FittedConfig):
     """
 
     method: ClassVar[str] = "modality_propagation"
-    patch_radius: int = 1
-    search_radius: int = 2
-    n_neighbours: int = 5
-    max_library: int | None = None
+    patch_radius: int = ModalityPropagation.patch_radius
+    search_radius: int = ModalityPropagation.search_radius
+    n_neighbours: int = ModalityPropagation.n_neighbours
+    max_library: int | None = ModalityPropagation.max_library
 
     def __post_init__(self) -> None:
         build_checked(ModalityPropagation, self)

@@ -28,12 +28,12 @@ class RandomForestConfig(FittedConfig):
     """
 
     method: ClassVar[str] = "random_forest"
-    n_trees: int = 60
-    patch_radius: int = 1
-    n_samples: int = 50_000
-    max_features: float = 1 / 3
-    min_samples_leaf: int = 5
-    n_jobs: int = 1
+    n_trees: int = RandomForestBaseline.n_trees
+    patch_radius: int = RandomForestBaseline.patch_radius
+    n_samples: int = RandomForestBaseline.n_samples
+    max_features: float = RandomForestBaseline.max_features
+    min_samples_leaf: int = RandomForestBaseline.min_samples_leaf
+    n_jobs: int = RandomForestBaseline.n_jobs
 
     def __post_init__(self) -> None:
         build_checked(RandomForestBaseline, self)

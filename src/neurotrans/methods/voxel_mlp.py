@@ -26,11 +26,11 @@ class VoxelMLPConfig(FittedConfig):
     """
 
     method: ClassVar[str] = "voxel_mlp"
-    hidden: tuple[int, ...] = (100, 100)
-    n_samples: int = 50_000
-    max_iter: int = 200
-    alpha: float = 1e-4
-    learning_rate: float = 1e-3
+    hidden: tuple[int, ...] = VoxelMLPBaseline.hidden
+    n_samples: int = VoxelMLPBaseline.n_samples
+    max_iter: int = VoxelMLPBaseline.max_iter
+    alpha: float = VoxelMLPBaseline.alpha
+    learning_rate: float = VoxelMLPBaseline.learning_rate
 
     def __post_init__(self) -> None:
         build_checked(VoxelMLPBaseline, self)
