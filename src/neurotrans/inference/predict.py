@@ -393,9 +393,6 @@ def predict_command(checkpoint: str | Path | Sequence[str | Path], inputs: Seque
     if reverse and not callable(getattr(method, "predict_reverse", None)):
         raise InputError(f"--direction {direction}", f"method {info.method} translates one way only",
                          "leave --direction out")
-    if reverse and (ages or (uncertainty and len(models) == 1)):
-        raise InputError(f"--direction {direction}", "the reverse direction gives point predictions only (an ensemble's "
-                         "SD map included), no samples or side-information sweeps", "leave out --age-sweep / --uncertainty")
     images = [c for c in info.inputs if c != "coords"]
     produced, units = info.target, info.units
     if reverse:  # the unpaired model run backwards: target -> input

@@ -137,7 +137,7 @@ def predict_maps(models: Sequence[tuple[Method, RunInfo]], subject: Any, *, unce
             ``temperature``, from its config).
         seed: seed of the samples.
         overrides: covariates replacing the subject's (``{"age": 75.0}``).
-        reverse: run unpaired models backwards (target -> input; point predictions only).
+        reverse: run unpaired models backwards (target -> input); an SD map then needs an ensemble.
 
     Returns:
         (prediction, SD map or ``None``), float32, target units.
@@ -156,6 +156,9 @@ def predict_maps(models: Sequence[tuple[Method, RunInfo]], subject: Any, *, unce
     if not uncertainty:
         return preds[0], None
     method, info = models[0]
+    if reverse:  # a sampling method draws in its trained direction only
+        raise InputError("--direction", "samples are drawn in the trained direction only",
+                         "leave out --uncertainty, or pass several checkpoints for an ensemble SD map")
     n = int(samples if samples is not None else getattr(method, "samples", 0))
     if n < 2:
         raise InputError("--samples", f"is {n}; an SD map needs at least 2 samples", "pass --samples 8")
