@@ -125,8 +125,11 @@ SIMULATE = textwrap.dedent("""
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
 def test_killing_simulate_stops_its_workers(tmp_path, sig):
     out = tmp_path / "cohort"
+    # a child inherits an ignored SIGINT (pytest-xdist workers ignore it) and Python then installs no
+    # KeyboardInterrupt handler: give simulate the disposition a terminal's Ctrl-C would meet
     proc = subprocess.Popen([sys.executable, "-c", SIMULATE, str(out)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     workers: set[int] = set()
     while len(workers) < 2:
