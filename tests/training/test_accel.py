@@ -65,7 +65,7 @@ def test_cpu_bf16_is_a_plain_bool():
 def test_auto_resolves_as_measured():
     assert accel.resolve(TrainerConfig(), CPU) == {"fused_optimiser": True, "cpu_bf16": False,
                                                    "channels_last": False, "compile": False}
-    assert accel.resolve(TrainerConfig(cpu_bf16=True), CPU)["channels_last"] is True
+    assert accel.resolve(TrainerConfig(cpu_bf16=True), CPU)["channels_last"] is False
     cuda = accel.resolve(TrainerConfig(cpu_bf16=True), torch.device("cuda"))  # resolving touches no GPU
     assert cuda == {"fused_optimiser": False, "cpu_bf16": False, "channels_last": False, "compile": False}
     assert accel.resolve(TrainerConfig(**{**OFF, "channels_last": True}), CPU)["channels_last"] is True
@@ -158,7 +158,7 @@ def test_resume_with_bf16_and_channels_last_is_exact(tiny_cohort, tmp_path):
                     "batch_size": 4},
            "split": {"kind": "fixed", "test_fraction": 0.34, "val_fraction": 0.17},
            "trainer": {"max_steps": 6, "val_every": 3, "checkpoint_every": 3, "progress": False,
-                       "cpu_bf16": True}}
+                       "cpu_bf16": True, "channels_last": True}}
     full = train_from_config(cfg, out=tmp_path / "full")
     half = train_from_config(cfg, ["trainer.max_steps=3"], out=tmp_path / "half")
     resumed = train_from_config(cfg, out=half, resume=True)
