@@ -198,7 +198,7 @@ def main(argv=None) -> int:
           f"{shape[0]} x {shape[1]}, {args.iters} interleaved rounds (medians)")
     for name, ts in times.items():
         ratio = np.median(plain / np.array(ts))
-        print(f"  {name:60s} {args.batch / np.median(ts):7.2f} slices/s   first step {compile_s[name]:6.1f} s   "
+        print(f"  {name:66s} {args.batch / np.median(ts):7.2f} slices/s   first step {compile_s[name]:6.1f} s   "
               f"ratio to plain {ratio:.3f}")
 
     if args.no_predict:

@@ -30,10 +30,10 @@ default,compile,bf16,bf16_compile --no-predict``):
 * the fp32 reference takes ~2.0 s a step (~8 slices/s); its convolutions, ~330 GFLOP a
   step, run close to the CPU's peak (oneDNN reaches ~215 GFLOP/s on the largest; an fp32
   matrix product ~165 GFLOP/s), so no exact-precision switch can buy much: fused Adam
-  1.02-1.03x (the optimiser's share: 145 ms -> 22 ms a step), channels_last 0.96x,
-  torch.compile 0.90x.
-* bf16 autocast 1.69-1.80x; channels_last adds nothing to it (1.69 vs 1.70), nor does
-  torch.compile (1.74 vs 1.80).
+  1.02-1.04x (the optimiser's share: 145 ms -> 22 ms a step), ours with every switch off
+  1.01-1.02x, channels_last (with fused Adam) 0.96-1.00x, torch.compile 0.90x.
+* bf16 autocast 1.69-1.80x; channels_last does not add to it (1.69 vs 1.70, 1.74 vs 1.79
+  in two runs), nor does torch.compile (1.74 vs 1.80).
 * accuracy (same seed, same split; 24-subject simulated fdg cohort at 3 mm, these networks,
   200 steps, seeds 0 and 1): validation MAE fp32 0.2408 / 0.2479, bf16 0.2408 / 0.2474
   (normalised units); the seed changes it by 0.007, bf16 by at most 0.0005.
