@@ -15,7 +15,7 @@ from neurotrans.io.run import PredictionFolder, RunFolder
 from neurotrans.training.run import train_from_config
 
 
-def test_train_then_predict_on_the_input_grid(tiny_cohort, tmp_path):
+def test_train_then_predict_on_the_input_grid(tiny_cohort, tmp_path, device):
     # working grid: the 3 mm MNI grid (the cohort is on a small native grid): predictions must
     # come back onto the input's own grid and affine, in the target's units (z-score inverted)
     cfg = {"name": "e2e",
@@ -25,8 +25,9 @@ def test_train_then_predict_on_the_input_grid(tiny_cohort, tmp_path):
            "split": {"kind": "fixed", "test_fraction": 0.34, "val_fraction": 0.17},
            "optim": {"name": "adamw", "lr": 3e-3, "betas": [0.9, 0.999]},
            "trainer": {"max_steps": 30, "val_every": 15, "checkpoint_every": 15, "progress": False}}
-    run = train_from_config(cfg, out=tmp_path / "run")
-    written = predict_command(run / "checkpoints" / "best.pt", manifest=tiny_cohort, out=tmp_path / "pred")
+    run = train_from_config(cfg, out=tmp_path / "run", device=device)
+    written = predict_command(run / "checkpoints" / "best.pt", manifest=tiny_cohort, out=tmp_path / "pred",
+                              device=device)
     man = read_manifest(tiny_cohort)
     test = RunFolder(run).read_info().split["test"]
     folder = PredictionFolder(tmp_path / "pred")

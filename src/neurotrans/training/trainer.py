@@ -116,8 +116,20 @@ class EpochBatches(Sampler[list[int]]):
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Move the tensors of a batch to ``device``."""
+    """Move the tensors of a batch to ``device`` (a no-op for those already there)."""
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """The autocast dtype on ``device``: bfloat16 where the GPU has it, else float16.
+
+    bfloat16 keeps float32's exponent range, so losses and gradients neither overflow
+    nor need a :class:`torch.amp.GradScaler`; float16 (pre-Ampere GPUs) overflows at
+    65504 and keeps the scaler. CPUs train in float32 (``Trainer.amp`` is off there).
+    """
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
 
 
 @dataclass
@@ -181,7 +193,10 @@ class Trainer:
         self.pin_memory = self.device.type == "cuda" if pin_memory is None else bool(pin_memory)
         self.optimisers = self._build_optimisers()
         self.amp = bool(trainer.amp and self.device.type == "cuda")
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.amp_dtype = amp_dtype(self.device)
+        # loss scaling only where float16 could underflow the gradients
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
+        self._pending: list[tuple[int, str, torch.Tensor]] = []  # losses not yet checked for finiteness
         self.state = TrainState()
         self.ckpt_dir = self.out / "checkpoints"
         self.log_path = self.out / "log.jsonl"
@@ -223,18 +238,21 @@ class Trainer:
             "info": self.info,
             "method_state": {k: v.detach().cpu() for k, v in self.method.state_dict().items()},
             "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()},
-            "scaler": self.scaler.state_dict() if self.amp else {},
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "trainer": self.state.to_dict(),
             "rng": rng_state(),
         }
 
     def save(self, name: str) -> Path:
+        self.check_finite()  # never a checkpoint of diverged weights
         return save_checkpoint(self.ckpt_dir / f"{name}.pt", self.checkpoint_payload())
 
     def resume(self, path: str | Path | None = None) -> None:
         """Continue from a checkpoint (default ``out/checkpoints/last.pt``)."""
         path = Path(path or self.ckpt_dir / "last.pt")
-        ckpt = load_checkpoint(path, map_location=self.device)
+        # onto the CPU: load_state_dict copies weights and optimiser moments to where the parameters
+        # live, and RNG states must stay CPU byte tensors (a CUDA map broke every resume on GPUs)
+        ckpt = load_checkpoint(path, map_location="cpu")
         fix = ("resume only from the last.pt this run folder's own training wrote; to train this config anew, "
                "pass --overwrite instead of --resume")
         theirs, mine = (ckpt.get("info") or {}).get("method"), self.info.get("method")
@@ -244,7 +262,7 @@ class Trainer:
             self.method.load_state_dict(ckpt["method_state"])
             for name, opt in self.optimisers.items():
                 opt.load_state_dict(ckpt["optimisers"][name])
-            if self.amp and ckpt["scaler"]:
+            if self.scaler.is_enabled() and ckpt["scaler"]:
                 self.scaler.load_state_dict(ckpt["scaler"])
             self.state = TrainState(**ckpt["trainer"])
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
@@ -288,27 +306,46 @@ class Trainer:
         return path
 
     # ---------------------------------------------------------------- loop
-    def train_iteration(self, batch: dict[str, Any]) -> dict[str, float]:
-        """One batch: every group of the method's schedule takes one optimiser step."""
+    def train_iteration(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One batch: every group of the method's schedule takes one optimiser step.
+
+        Returns the step's logged values as detached tensors, still on the device:
+        reading them (``float``) waits for the GPU, so the loop does it only on logging
+        steps. For the same reason the losses' finiteness is checked in bulk by
+        :meth:`check_finite`, before anything is logged, validated or saved.
+        """
         self.method.train()
-        logs: dict[str, float] = {}
+        batch = to_device(batch, self.device)
+        logs: dict[str, torch.Tensor] = {}
         for group in self.method.schedule(self.state.step):
             opt = self.optimisers[group]
             opt.zero_grad(set_to_none=True)
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 out = self.method.training_step(batch, group)
             loss = out["loss"]
-            if not torch.isfinite(loss):
-                # deterministic training diverges again from the same checkpoint: --resume is no fix
-                raise InputError(f"step {self.state.step}", f"the {group} loss became {float(loss.detach())} (training "
-                                 f"diverged)", f"lower optim.lr (now {self.optim_cfg.lr:g}) or check the inputs' "
-                                 "normalisation, then start again with --overwrite (resuming would diverge the same way)")
+            self._pending.append((self.state.step, group, loss.detach()))
+            if len(self._pending) >= 512:  # a caller that never logs (a benchmark) still gets checked
+                self.check_finite()
             self.scaler.scale(loss).backward()
             self.scaler.step(opt)
             for key, value in out.items():
-                logs[f"{group}/{key}"] = float(value.detach()) if torch.is_tensor(value) else float(value)
+                logs[f"{group}/{key}"] = value.detach() if torch.is_tensor(value) else torch.tensor(float(value))
         self.scaler.update()
         return logs
+
+    def check_finite(self) -> None:
+        """Raise if a loss since the last check was NaN or infinite (one device sync for all of them)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        finite = torch.isfinite(torch.stack([loss.float().reshape(()) for _, _, loss in pending])).cpu()
+        if bool(finite.all()):
+            return
+        step, group, loss = pending[int((~finite).nonzero()[0])]
+        # deterministic training diverges again from the same checkpoint: --resume is no fix
+        raise InputError(f"step {step}", f"the {group} loss became {float(loss)} (training diverged)",
+                         f"lower optim.lr (now {self.optim_cfg.lr:g}) or check the inputs' normalisation, then "
+                         "start again with --overwrite (resuming would diverge the same way)")
 
     def _loader(self, dataset: Dataset, batch_sampler: Sampler[list[int]], seed: int = 0) -> DataLoader:
         # a loader's own generator: one drawing its workers' base seed from torch's global RNG
@@ -325,7 +362,7 @@ class Trainer:
         for ds in self.val_sets:
             order = [list(range(i, min(len(ds), i + self.batch_size))) for i in range(0, len(ds), self.batch_size)]
             for batch in self._loader(ds, order):  # type: ignore[arg-type]
-                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                     part = self.method.validation_step(to_device(batch, self.device))
                 total = part if total is None else total + part
         return {} if total is None else total.metrics()
@@ -341,6 +378,7 @@ class Trainer:
                 or (self.cfg.max_epochs > 0 and s.epoch >= self.cfg.max_epochs))
 
     def _after_validation(self) -> None:
+        self.check_finite()
         metrics = self.validate()
         score = float(metrics[self.monitor])
         self.state.val_history.append(score)
@@ -376,14 +414,16 @@ class Trainer:
                     if self._out_of_budget(started):
                         s.stopped = f"time budget of {self.cfg.max_minutes} min reached at step {s.step}"
                         break
-                    logs = self.train_iteration(to_device(batch, self.device))
+                    logs = self.train_iteration(batch)
                     s.step += 1
                     s.batch_in_epoch += 1
                     bar.update(1)
-                    if s.step % self.cfg.log_every == 0 or s.step == 1:
-                        bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in logs.items()
+                    if s.step % self.cfg.log_every == 0 or s.step == 1:  # the only host sync of a step
+                        self.check_finite()
+                        values = {k: float(v) for k, v in logs.items()}
+                        bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in values.items()
                                          if k.endswith("loss")})
-                        self._log({"step": s.step, "epoch": s.epoch, "kind": "train", **logs})
+                        self._log({"step": s.step, "epoch": s.epoch, "kind": "train", **values})
                     if self.val_sets and s.step % self.cfg.val_every == 0:
                         self._after_validation()
                     if s.step % self.cfg.checkpoint_every == 0:
