@@ -270,7 +270,9 @@ class TrainerConfig:
         patience, strips, strip_length: parameters of the two rules.
         monitor: validation metric to minimise, one the method reports (image methods:
             ``mae``, ``mse``; flows: ``nll``); ``None`` = the method's first.
-        amp: mixed precision where available (CUDA only).
+        amp: mixed precision on CUDA: bfloat16 autocast where the GPU has it (no loss
+            scaling), float16 with a GradScaler on older GPUs; CPUs and methods that need
+            float32 (flows: ``Method.mixed_precision``) train in float32.
         deterministic: ``torch.use_deterministic_algorithms(True, warn_only=True)``.
         progress: tqdm progress bar.
         val_subjects_max: validate on at most this many validation subjects.

@@ -192,7 +192,7 @@ class Trainer:
         self.num_workers = int(num_workers)
         self.pin_memory = self.device.type == "cuda" if pin_memory is None else bool(pin_memory)
         self.optimisers = self._build_optimisers()
-        self.amp = bool(trainer.amp and self.device.type == "cuda")
+        self.amp = bool(trainer.amp and self.device.type == "cuda" and method.mixed_precision)
         self.amp_dtype = amp_dtype(self.device)
         # loss scaling only where float16 could underflow the gradients
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
