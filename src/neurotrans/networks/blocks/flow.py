@@ -68,6 +68,20 @@ class ActNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(shape))
         self.logs = nn.Parameter(torch.zeros(shape))
         self.register_buffer("initialized", torch.tensor(False))
+        # the buffer mirrored on the host: reading a CUDA buffer in every forward would stop the
+        # CPU until the GPU catches up, once per actnorm per step
+        self._known_initialized = False
+
+    @property
+    def is_initialized(self) -> bool:
+        """Whether the data-dependent initialisation has run (reads the buffer once per load)."""
+        if not self._known_initialized:
+            self._known_initialized = bool(self.initialized)
+        return self._known_initialized
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super()._load_from_state_dict(*args, **kwargs)
+        self._known_initialized = False  # the loaded buffer decides again
 
     @torch.no_grad()
     def _init(self, x: torch.Tensor) -> None:
@@ -77,9 +91,10 @@ class ActNorm(nn.Module):
         self.bias.copy_(-mean)
         self.logs.copy_(-torch.log(std + 1e-6))
         self.initialized.fill_(True)
+        self._known_initialized = True
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.training and not bool(self.initialized):
+        if self.training and not self.is_initialized:
             self._init(x)
         n_pos = math.prod(x.shape[2:])
         logdet = (n_pos * self.logs.sum()).expand(x.shape[0])
