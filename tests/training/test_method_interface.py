@@ -13,7 +13,7 @@ from neurotrans.config import OptimConfig, TrainerConfig
 from neurotrans.errors import InputError
 from neurotrans.methods.base import Method, OptimGroup
 from neurotrans.training.checkpoint import load_checkpoint
-from neurotrans.training.trainer import Trainer, to_device
+from neurotrans.training.trainer import Trainer, epoch_batches, to_device
 
 
 class Points(Dataset):
@@ -139,3 +139,57 @@ def test_a_diverged_loss_is_reported_at_its_step_and_never_checkpointed(tmp_path
         assert all(torch.isfinite(v).all() for v in ckpt["method_state"].values())
     else:
         assert at < 7
+
+
+class EpochTagged(Dataset):
+    """Items that say which epoch the dataset was set to when they were read, and their index."""
+
+    def __init__(self, n: int = 12) -> None:
+        self.n, self.epoch = n, -1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input": torch.tensor([float(self.epoch), float(i)]), "target": torch.zeros(2)}
+
+
+class Recorder(Method):
+    """Remembers the (epoch, index) of every sample it trains on; one parameter, so it has an optimiser."""
+
+    def __init__(self) -> None:
+        super().__init__({"w": nn.Linear(1, 1)})
+        self.seen: list[tuple[int, int]] = []
+
+    def training_step(self, batch, group):
+        self.seen += [(int(e), int(i)) for e, i in batch["input"].tolist()]
+        return {"loss": self.networks["w"].weight.square().sum()}
+
+    def predict(self, x, covariates=None):
+        return x
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_one_loader_for_the_run_keeps_each_epochs_order_and_resumes_at_an_epoch_boundary(tmp_path, workers):
+    # the loader (and its workers) lives for the whole run; items still see their own epoch
+    expected = [(e, i) for e in range(3) for b in epoch_batches([12], 4, seed=5, epoch=e) for i in b]
+
+    def trainer(method, steps=0, epochs=0):
+        cfg = TrainerConfig(out=str(tmp_path), max_steps=steps, max_epochs=epochs, val_every=1000,
+                            checkpoint_every=3, progress=False, seed=5)
+        return Trainer(method, [EpochTagged()], [], trainer=cfg, optim=OptimConfig(name="sgd", lr=0.1),
+                       out=tmp_path, batch_size=4, device="cpu", num_workers=workers)
+
+    whole = Recorder()
+    state = trainer(whole, epochs=3).fit()
+    assert whole.seen == expected and state.step == 9 and state.epoch == 3
+    first = Recorder()
+    assert trainer(first, steps=3).fit().step == 3  # stops after the first epoch's last batch (a checkpoint)
+    rest = Recorder()
+    t = trainer(rest, epochs=3)
+    t.resume()
+    t.fit()
+    assert first.seen + rest.seen == expected

@@ -55,6 +55,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def set_deterministic(deterministic: bool) -> None:
+    """Ask torch for deterministic kernels (cuDNN, cuBLAS, scatter) where it has them, or stop asking."""
+    if deterministic:
+        # cuBLAS needs this before its first use to be deterministic
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = False if deterministic else torch.backends.cudnn.benchmark
+
+
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed python, numpy and torch; ask torch for deterministic kernels where it has them.
 
@@ -66,10 +75,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
-        # cuBLAS needs this before its first use to be deterministic
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
+        set_deterministic(True)
 
 
 def epoch_batches(sizes: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -113,6 +119,49 @@ class EpochBatches(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self.batches)
+
+
+class RunBatches(Sampler[list[tuple[int, int]]]):
+    """Every batch of a run from (``epoch``, batch ``start``) on, epoch after epoch, as (epoch, index) pairs.
+
+    One sampler, hence one DataLoader, for the whole run: worker processes start once and
+    keep prefetching across epoch boundaries (a loader per epoch started them again each
+    epoch, which on a GPU halved the trainer's throughput). Each index travels with its
+    epoch, so :class:`EpochItems` sets the dataset's epoch inside whichever process reads
+    it; the order is still that of :func:`epoch_batches`.
+    """
+
+    def __init__(self, sizes: Sequence[int], batch_size: int, seed: int, epoch: int, start: int = 0) -> None:
+        self.sizes, self.batch_size, self.seed = list(sizes), int(batch_size), int(seed)
+        self.epoch, self.start = int(epoch), int(start)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        epoch, start = self.epoch, self.start
+        while True:
+            for batch in epoch_batches(self.sizes, self.batch_size, self.seed, epoch)[start:]:
+                yield [(epoch, i) for i in batch]
+            epoch, start = epoch + 1, 0
+
+
+class EpochItems(Dataset):
+    """``datasets`` concatenated, indexed by (epoch, index): the epoch is set where the item is read."""
+
+    def __init__(self, datasets: Sequence[Dataset]) -> None:
+        self.datasets = list(datasets)
+        self.data = ConcatDataset(self.datasets)
+        self.epoch: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, i = key
+        if epoch != self.epoch:  # augmentation and sampling draw from (seed, epoch, index)
+            for ds in self.datasets:
+                if hasattr(ds, "set_epoch"):
+                    ds.set_epoch(epoch)
+            self.epoch = epoch
+        return self.data[i]
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -178,6 +227,8 @@ class Trainer:
         if not train_sets or sum(len(d) for d in train_sets) == 0:
             raise ValueError("no training samples (check the split and the masks)")
         self.cfg = trainer
+        # the config's promise holds for every Trainer, not only for runs started by train_from_config
+        set_deterministic(trainer.deterministic)
         self.optim_cfg = optim
         self.out = Path(out)
         self.batch_size = int(batch_size)
@@ -347,12 +398,14 @@ class Trainer:
                          f"lower optim.lr (now {self.optim_cfg.lr:g}) or check the inputs' normalisation, then "
                          "start again with --overwrite (resuming would diverge the same way)")
 
-    def _loader(self, dataset: Dataset, batch_sampler: Sampler[list[int]], seed: int = 0) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_sampler: Sampler[Any] | Sequence[list[int]], seed: int = 0
+                ) -> DataLoader:
         # a loader's own generator: one drawing its workers' base seed from torch's global RNG
         # would shift the stream that dropout and latent noise use, and a resumed run would diverge
-        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=self.num_workers,
+        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=self.num_workers,  # type: ignore[arg-type]
                           pin_memory=self.pin_memory, collate_fn=default_collate,
-                          generator=torch.Generator().manual_seed(seed))
+                          generator=torch.Generator().manual_seed(seed),
+                          prefetch_factor=4 if self.num_workers else None)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -404,13 +457,14 @@ class Trainer:
         bar = tqdm(total=total, initial=self.state.step, disable=not self.cfg.progress, desc="train",
                    dynamic_ncols=True)
         s = self.state
+        per_epoch = len(epoch_batches(self.sizes, self.batch_size, self.cfg.seed, 0))  # the same every epoch
+        if s.batch_in_epoch >= per_epoch:  # a checkpoint of an epoch's last batch: continue with the next epoch
+            s.epoch, s.batch_in_epoch = s.epoch + 1, 0
+        sampler = RunBatches(self.sizes, self.batch_size, self.cfg.seed, s.epoch, s.batch_in_epoch)
         try:
-            while not self._finished() and not s.stopped:
-                for ds in self.train_sets:
-                    if hasattr(ds, "set_epoch"):
-                        ds.set_epoch(s.epoch)
-                sampler = EpochBatches(self.sizes, self.batch_size, self.cfg.seed, s.epoch, s.batch_in_epoch)
-                for batch in self._loader(self.train_data, sampler, seed=self.cfg.seed * 1_000_003 + s.epoch):
+            if not self._finished() and not s.stopped:
+                for batch in self._loader(EpochItems(self.train_sets), sampler,
+                                          seed=self.cfg.seed * 1_000_003 + s.epoch):
                     if self._out_of_budget(started):
                         s.stopped = f"time budget of {self.cfg.max_minutes} min reached at step {s.step}"
                         break
@@ -430,13 +484,11 @@ class Trainer:
                         s.elapsed_s += time.monotonic() - started
                         started = time.monotonic()
                         self.save("last")
+                    if s.batch_in_epoch == per_epoch:  # the epoch's last batch: the next one starts epoch + 1
+                        s.epoch += 1
+                        s.batch_in_epoch = 0
                     if self._finished() or s.stopped:
                         break
-                else:
-                    s.epoch += 1
-                    s.batch_in_epoch = 0
-                    continue
-                break
         finally:
             bar.close()
         s.elapsed_s += time.monotonic() - started
