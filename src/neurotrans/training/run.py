@@ -195,7 +195,9 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
             raise
         raise InputError(f"--device {device}", str(err), "use --device cpu or auto") from None
     try:
-        return _train(cfg, run, dist, resume=resume, overwrite=overwrite)
+        root = _train(cfg, run, dist, resume=resume, overwrite=overwrite)
+        dist.barrier()  # rank 0 has written the run folder; a group torn down under a busy peer aborts it
+        return root
     finally:
         dist.close()
 
