@@ -236,7 +236,10 @@ def distributed_runs(tiny_cohort, tmp_path_factory):
         jobs += [{"config": cfg, "out": str(root / f"{name}_full")},
                  {"config": cfg, "out": str(root / f"{name}_killed"), "kill_at": 4},
                  {"config": cfg, "out": str(root / f"{name}_killed"), "resume": True}]
-    jobs += [{"config": _config(tiny_cohort, "supervised"), "out": str(root / "nan"), "nan_at": [1, 2]}]
+    budget = _config(tiny_cohort, "supervised", steps=0)
+    budget["trainer"].update(max_minutes=0.005, val_every=1000, checkpoint_every=1000)
+    jobs += [{"config": budget, "out": str(root / "budget")},  # every process stops at the same step
+             {"config": _config(tiny_cohort, "supervised"), "out": str(root / "nan"), "nan_at": [1, 2]}]
     outcomes = _torchrun(jobs, root)
     return root, cases, outcomes
 
@@ -308,6 +311,15 @@ def test_resumed_distributed_run_matches_uninterrupted_one(distributed_runs, met
                      torch.load(root / f"{method}_killed.rank{r}.pt", weights_only=True))
     steps = [json.loads(x)["step"] for x in (resumed / "log.jsonl").read_text().splitlines()]
     assert steps == sorted(steps)
+
+
+def test_the_time_budget_stops_every_process_at_one_step(distributed_runs):
+    root, cases, outcomes = distributed_runs
+    assert [o[-2] for o in outcomes] == ["ok", "ok"]  # a process stopping alone would leave the other waiting
+    outcome = RunFolder(root / "budget").read_outcome()
+    assert "time budget" in outcome.stopped and outcome.steps >= 1
+    rank0, rank1 = (torch.load(root / f"budget.rank{r}.pt", weights_only=True) for r in range(2))
+    assert _same(rank0, rank1)
 
 
 def test_a_loss_diverging_in_one_process_stops_every_process(distributed_runs):
