@@ -6,7 +6,8 @@ schedule. Data order is a pure function of (seed, epoch), so a run resumed from 
 checkpoint (weights, optimiser and scaler states, RNG states, epoch and batch
 position) continues exactly where the killed run was, and ends with the same weights.
 The one exception is a time budget (``max_minutes``): where a run stops then depends
-on the clock, not on the data.
+on the clock, not on the data. Under ``torchrun`` the same loop runs in every process, each
+on its share of every batch (:mod:`neurotrans.training.distributed`, the ``dist`` hooks).
 """
 
 from __future__ import annotations
