@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from neurotrans.io.manifest import read_manifest
     from neurotrans.methods import ModelIO, build_method
     from neurotrans.phantom import simulate_cohort
-    from neurotrans.training.trainer import EpochBatches, Trainer, seed_everything, to_device
+    from neurotrans.training.trainer import Trainer, epoch_batches, seed_everything, to_device
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--manifest", type=Path, default=None)
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rows = []
         for workers in (0, 2):
-            loader = DataLoader(data, batch_sampler=EpochBatches(sizes, bs, 0, 0), num_workers=workers,
+            loader = DataLoader(data, batch_sampler=epoch_batches(sizes, bs, 0, 0), num_workers=workers,
                                 collate_fn=default_collate)
             start, n = time.perf_counter(), 0
             for i, batch in enumerate(loader):

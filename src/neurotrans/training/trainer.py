@@ -6,7 +6,8 @@ schedule. Data order is a pure function of (seed, epoch), so a run resumed from 
 checkpoint (weights, optimiser and scaler states, RNG states, epoch and batch
 position) continues exactly where the killed run was, and ends with the same weights.
 The one exception is a time budget (``max_minutes``): where a run stops then depends
-on the clock, not on the data.
+on the clock, not on the data. Under ``torchrun`` the same loop runs in every process, each
+on its share of every batch (:mod:`neurotrans.training.distributed`, the ``dist`` hooks).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from neurotrans.training.checkpoint import (
     load_checkpoint,
     rng_state,
     save_checkpoint,
-    set_rng_state,
 )
+from neurotrans.training.distributed import Dist
 from neurotrans.training.early_stopping import should_stop
 
 OPTIMISERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -103,26 +104,11 @@ def epoch_batches(sizes: Sequence[int], batch_size: int, seed: int, epoch: int) 
     return [batches[i].tolist() for i in order]
 
 
-class EpochBatches(Sampler[list[int]]):
-    """The batches of one epoch from batch ``start`` on: the sampler, not the loader, owns the order.
-
-    Because the order is a pure function of (seed, epoch), a run resumed at batch
-    ``start`` of an epoch sees exactly the batches the killed run would have seen,
-    whatever the number of DataLoader workers.
-    """
-
-    def __init__(self, sizes: Sequence[int], batch_size: int, seed: int, epoch: int, start: int = 0) -> None:
-        self.batches = epoch_batches(sizes, batch_size, seed, epoch)[start:]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        yield from self.batches
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-
 class RunBatches(Sampler[list[tuple[int, int]]]):
     """Every batch of a run from (``epoch``, batch ``start``) on, epoch after epoch, as (epoch, index) pairs.
+
+    Under ``torchrun`` (``dist`` enabled) each process gets its contiguous share of every
+    global batch, so the processes together see the batches of a single-process run.
 
     One sampler, hence one DataLoader, for the whole run: worker processes start once and
     keep prefetching across epoch boundaries (a loader per epoch started them again each
@@ -131,14 +117,18 @@ class RunBatches(Sampler[list[tuple[int, int]]]):
     it; the order is still that of :func:`epoch_batches`.
     """
 
-    def __init__(self, sizes: Sequence[int], batch_size: int, seed: int, epoch: int, start: int = 0) -> None:
+    def __init__(self, sizes: Sequence[int], batch_size: int, seed: int, epoch: int, start: int = 0,
+                 dist: Dist | None = None) -> None:
         self.sizes, self.batch_size, self.seed = list(sizes), int(batch_size), int(seed)
         self.epoch, self.start = int(epoch), int(start)
+        self.dist = dist
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         epoch, start = self.epoch, self.start
         while True:
             for batch in epoch_batches(self.sizes, self.batch_size, self.seed, epoch)[start:]:
+                if self.dist is not None and self.dist.enabled:  # this process's share of the global batch
+                    batch = self.dist.shard(batch)
                 yield [(epoch, i) for i in batch]
             epoch, start = epoch + 1, 0
 
@@ -218,12 +208,14 @@ class Trainer:
         device: ``auto``, ``cpu`` or ``cuda``.
         num_workers: DataLoader worker processes.
         pin_memory: pinned batches (``None``: on CUDA).
+        dist: this process's place in a data-parallel run (``None``: one process); then
+            ``batch_size`` is the global batch, of which this process trains its shard.
     """
 
     def __init__(self, method: Method, train_sets: Sequence[Dataset], val_sets: Sequence[Dataset], *,
                  trainer: TrainerConfig, optim: OptimConfig, out: str | Path, batch_size: int,
                  info: dict[str, Any] | None = None, device: str | torch.device = "auto", num_workers: int = 0,
-                 pin_memory: bool | None = None) -> None:
+                 pin_memory: bool | None = None, dist: Dist | None = None) -> None:
         if not train_sets or sum(len(d) for d in train_sets) == 0:
             raise ValueError("no training samples (check the split and the masks)")
         self.cfg = trainer
@@ -234,11 +226,15 @@ class Trainer:
         self.batch_size = int(batch_size)
         self.info = dict(info or {})
         self.device = resolve_device(device)
-        self.method = method.to(self.device)
+        self.dist = dist or Dist(device=self.device)
+        self.method = self.dist.prepare_method(method.to(self.device))
         self.monitor = self._monitor()
         self.train_sets = list(train_sets)
         self.train_data = ConcatDataset(self.train_sets)
         self.sizes = [len(d) for d in train_sets]
+        self.dist.check_batches(min(self.batch_size, *(n for n in self.sizes if n > 0)))
+        self.loss_weight = 1.0  # this process's share of the current global batch (see Dist.loss_weight)
+        self._batch_lengths: tuple[int, list[int]] = (-1, [])  # (epoch, its global batches' lengths)
         self.val_sets = list(val_sets)
         self.num_workers = int(num_workers)
         self.pin_memory = self.device.type == "cuda" if pin_memory is None else bool(pin_memory)
@@ -292,11 +288,15 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "trainer": self.state.to_dict(),
             "rng": rng_state(),
+            **self.dist.rank_states(self.method),
         }
 
     def save(self, name: str) -> Path:
+        """Write ``checkpoints/NAME.pt`` (rank 0; every process must call it: it gathers their states)."""
         self.check_finite()  # never a checkpoint of diverged weights
-        return save_checkpoint(self.ckpt_dir / f"{name}.pt", self.checkpoint_payload())
+        payload = self.checkpoint_payload()
+        path = self.ckpt_dir / f"{name}.pt"
+        return save_checkpoint(path, payload) if self.dist.is_main else path
 
     def resume(self, path: str | Path | None = None) -> None:
         """Continue from a checkpoint (default ``out/checkpoints/last.pt``)."""
@@ -322,11 +322,15 @@ class Trainer:
                              fix) from None
         if not self.state.stopped.startswith("early stopping"):
             self.state.stopped = ""  # a finished or timed-out run continues if the new limits allow more
-        set_rng_state(ckpt["rng"])
-        self._truncate_log(self.state.step)
+        self.dist.load_rank_state(self.method, ckpt)
+        self.dist.restore_rng(ckpt, self.cfg.seed)
+        if self.dist.is_main:
+            self._truncate_log(self.state.step)
 
     # ---------------------------------------------------------------- logging
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
         self.out.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "a") as fh:
             fh.write(json.dumps(record, allow_nan=True) + "\n")
@@ -347,7 +351,7 @@ class Trainer:
 
     def write_csv(self) -> Path | None:
         """``log.csv``: the JSONL log as a table (one row per record)."""
-        if not self.log_path.is_file():
+        if not self.dist.is_main or not self.log_path.is_file():
             return None
         import pandas as pd
 
@@ -377,7 +381,8 @@ class Trainer:
             self._pending.append((self.state.step, group, loss.detach()))
             if len(self._pending) >= 512:  # a caller that never logs (a benchmark) still gets checked
                 self.check_finite()
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(loss if self.loss_weight == 1.0 else loss * self.loss_weight).backward()
+            self.dist.average_gradients([p for g in opt.param_groups for p in g["params"]])
             self.scaler.step(opt)
             for key, value in out.items():
                 logs[f"{group}/{key}"] = value.detach() if torch.is_tensor(value) else torch.tensor(float(value))
@@ -389,12 +394,14 @@ class Trainer:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        finite = torch.isfinite(torch.stack([loss.float().reshape(()) for _, _, loss in pending])).cpu()
+        finite = torch.isfinite(torch.stack([loss.float().reshape(()) for _, _, loss in pending]))
+        finite = self.dist.all_finite(finite).cpu()  # every process raises, none waits for the others
         if bool(finite.all()):
             return
         step, group, loss = pending[int((~finite).nonzero()[0])]
+        value = float(loss) if not math.isfinite(float(loss)) else "non-finite in another process"
         # deterministic training diverges again from the same checkpoint: --resume is no fix
-        raise InputError(f"step {step}", f"the {group} loss became {float(loss)} (training diverged)",
+        raise InputError(f"step {step}", f"the {group} loss became {value} (training diverged)",
                          f"lower optim.lr (now {self.optim_cfg.lr:g}) or check the inputs' normalisation, then "
                          "start again with --overwrite (resuming would diverge the same way)")
 
@@ -409,21 +416,37 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Pooled validation metrics over all validation samples (the method's typed sums)."""
+        """Pooled validation metrics over all validation samples (the method's typed sums).
+
+        In a data-parallel run each process validates every ``world``-th batch and the sums
+        are pooled over the processes, so every process gets the same metrics.
+        """
         self.method.eval()
         total = None
         for ds in self.val_sets:
             order = [list(range(i, min(len(ds), i + self.batch_size))) for i in range(0, len(ds), self.batch_size)]
+            order = order[self.dist.rank::self.dist.world]
             for batch in self._loader(ds, order):  # type: ignore[arg-type]
                 with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                     part = self.method.validation_step(to_device(batch, self.device))
                 total = part if total is None else total + part
+        total = self.dist.pooled(total)
         return {} if total is None else total.metrics()
+
+    def _loss_weight(self, epoch: int, k: int) -> float:
+        """This process's weight for batch ``k`` of ``epoch`` (1 in a single process; see ``Dist.loss_weight``)."""
+        if not self.dist.enabled:
+            return 1.0
+        if self._batch_lengths[0] != epoch:
+            self._batch_lengths = (epoch, [len(b) for b in epoch_batches(self.sizes, self.batch_size,
+                                                                           self.cfg.seed, epoch)])
+        return self.dist.loss_weight(self._batch_lengths[1][k])
 
     def _out_of_budget(self, started: float) -> bool:
         if self.cfg.max_minutes is None:
             return False
-        return self.state.elapsed_s + (time.monotonic() - started) >= 60.0 * self.cfg.max_minutes
+        # one clock per process: all stop at the same step once one of them is out of time
+        return self.dist.any(self.state.elapsed_s + (time.monotonic() - started) >= 60.0 * self.cfg.max_minutes)
 
     def _finished(self) -> bool:
         s = self.state
@@ -454,17 +477,18 @@ class Trainer:
             raise ValueError("set trainer.max_steps, trainer.max_epochs or a time budget: this run would not end")
         started = time.monotonic()
         total = self.cfg.max_steps if self.cfg.max_steps > 0 else None
-        bar = tqdm(total=total, initial=self.state.step, disable=not self.cfg.progress, desc="train",
-                   dynamic_ncols=True)
+        bar = tqdm(total=total, initial=self.state.step, disable=not (self.cfg.progress and self.dist.is_main),
+                   desc="train", dynamic_ncols=True)
         s = self.state
         per_epoch = len(epoch_batches(self.sizes, self.batch_size, self.cfg.seed, 0))  # the same every epoch
         if s.batch_in_epoch >= per_epoch:  # a checkpoint of an epoch's last batch: continue with the next epoch
             s.epoch, s.batch_in_epoch = s.epoch + 1, 0
-        sampler = RunBatches(self.sizes, self.batch_size, self.cfg.seed, s.epoch, s.batch_in_epoch)
+        sampler = RunBatches(self.sizes, self.batch_size, self.cfg.seed, s.epoch, s.batch_in_epoch, self.dist)
         try:
             if not self._finished() and not s.stopped:
                 for batch in self._loader(EpochItems(self.train_sets), sampler,
                                           seed=self.cfg.seed * 1_000_003 + s.epoch):
+                    self.loss_weight = self._loss_weight(s.epoch, s.batch_in_epoch)
                     if self._out_of_budget(started):
                         s.stopped = f"time budget of {self.cfg.max_minutes} min reached at step {s.step}"
                         break
@@ -474,7 +498,7 @@ class Trainer:
                     bar.update(1)
                     if s.step % self.cfg.log_every == 0 or s.step == 1:  # the only host sync of a step
                         self.check_finite()
-                        values = {k: float(v) for k, v in logs.items()}
+                        values = {k: float(v) for k, v in self.dist.mean_logs(logs, self.loss_weight).items()}
                         bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in values.items()
                                          if k.endswith("loss")})
                         self._log({"step": s.step, "epoch": s.epoch, "kind": "train", **values})

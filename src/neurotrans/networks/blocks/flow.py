@@ -17,6 +17,7 @@ import torch.nn.functional as nnf
 from torch import nn
 
 from neurotrans.networks.layers import factories as F
+from neurotrans.networks.layers.sync_norm import global_mean_std, world_size
 
 COUPLING_SCALES = ("sigmoid", "exp")
 
@@ -53,7 +54,8 @@ class ActNorm(nn.Module):
     """Per-channel affine ``y = (x + bias) * exp(logs)``, initialised from the first batch.
 
     The first training forward sets bias/logs so that the output has zero mean and unit
-    variance per channel (data-dependent init, Glow).
+    variance per channel (data-dependent init, Glow); under data-parallel training the
+    statistics are those of the whole batch across processes.
 
     Shapes: (B, C, H, W[, D]) -> (B, C, H, W[, D]); logdet = H W [D] * sum(logs).
 
@@ -86,8 +88,11 @@ class ActNorm(nn.Module):
     @torch.no_grad()
     def _init(self, x: torch.Tensor) -> None:
         dims = [0, *range(2, x.dim())]
-        mean = x.mean(dim=dims, keepdim=True)
-        std = x.std(dim=dims, keepdim=True)
+        if world_size() > 1:  # data-parallel: the statistics of the whole batch, so every process starts alike
+            mean, std = global_mean_std(x, dims)
+        else:
+            mean = x.mean(dim=dims, keepdim=True)
+            std = x.std(dim=dims, keepdim=True)
         self.bias.copy_(-mean)
         self.logs.copy_(-torch.log(std + 1e-6))
         self.initialized.fill_(True)
