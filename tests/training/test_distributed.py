@@ -278,7 +278,7 @@ def test_two_processes_train_the_weights_of_one(distributed_runs, tmp_path, meth
     root, cases, outcomes = distributed_runs
     assert [o[list(cases).index(method)] for o in outcomes] == ["ok", "ok"]
     two = root / method
-    one = train_from_config(cases[method], out=tmp_path / "one")
+    one = train_from_config(cases[method], out=tmp_path / "one", device="cpu")  # gloo processes run on the CPU
     diff = _max_diff(_weights(one), _weights(two))
     assert diff < ATOL, f"{method}: max |w2 - w1| = {diff:.2e}"
     # the processes hold one model, bit for bit, and rank 0 wrote it
@@ -346,5 +346,5 @@ def test_torchrun_runs_the_train_command(tiny_cohort, tmp_path):
                            "-m", "neurotrans", "train", str(tmp_path / "cfg.yaml"), "--device", "cpu",
                            "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-12000:]
-    one = train_from_config(cfg, out=tmp_path / "one")
+    one = train_from_config(cfg, out=tmp_path / "one", device="cpu")
     assert _max_diff(_weights(one), _weights(tmp_path / "run")) < ATOL

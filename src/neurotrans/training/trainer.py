@@ -369,7 +369,8 @@ class Trainer:
         steps. For the same reason the losses' finiteness is checked in bulk by
         :meth:`check_finite`, before anything is logged, validated or saved.
         """
-        self.method.train()
+        if not self.method.training:  # after validation; a walk over every module each step cost ~3 % on a GPU
+            self.method.train()
         batch = to_device(batch, self.device)
         logs: dict[str, torch.Tensor] = {}
         for group in self.method.schedule(self.state.step):
