@@ -277,6 +277,14 @@ class TrainerConfig:
         progress: tqdm progress bar.
         val_subjects_max: validate on at most this many validation subjects.
         log_every: write training losses to the log every this many steps.
+        fused_optimiser: Adam/AdamW/SGD as one fused kernel (same update up to rounding);
+            ``auto`` = on CPU (measured faster there; see ``neurotrans.training.accel``).
+        cpu_bf16: on CPU, run the networks' forward under bfloat16 autocast (fp32 weights,
+            optimiser and losses); faster on CPUs with AVX512-BF16/AMX, not bit-comparable
+            with fp32, hence off unless asked.
+        channels_last: NHWC weights for 2D networks; ``auto`` = with ``cpu_bf16``.
+        compile: ``torch.compile`` every network's forward (in place: checkpoints unchanged);
+            ``auto`` = off (measured slower for the pix2pix step on CPU).
     """
 
     out: str = "runs/run"
@@ -296,6 +304,10 @@ class TrainerConfig:
     progress: bool = True
     val_subjects_max: int = 8
     log_every: int = 10
+    fused_optimiser: bool | str = "auto"
+    cpu_bf16: bool = False
+    channels_last: bool | str = "auto"
+    compile: bool | str = "auto"
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, f"trainer.seed must be >= 0, got {self.seed}")
@@ -308,6 +320,11 @@ class TrainerConfig:
             value = getattr(self, key)
             _require(value >= 1, f"trainer.{key} must be >= 1, got {value}")
         _choice(self.early_stopping, EARLY_STOPPING, "trainer.early_stopping")
+        _require(isinstance(self.cpu_bf16, bool), f"trainer.cpu_bf16 must be true or false, got {self.cpu_bf16!r}")
+        for key in ("fused_optimiser", "channels_last", "compile"):
+            value = getattr(self, key)
+            _require(isinstance(value, bool) or value == "auto",
+                     f"trainer.{key} must be true, false or auto, got {value!r}")
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "split": SplitConfig, "optim": OptimConfig,

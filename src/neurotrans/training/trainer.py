@@ -30,6 +30,7 @@ from neurotrans.config import OptimConfig, TrainerConfig
 from neurotrans.errors import InputError
 from neurotrans.io.atomic import write_text_atomic
 from neurotrans.methods.base import Method
+from neurotrans.training import accel
 from neurotrans.training.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -239,6 +240,7 @@ class Trainer:
         self.num_workers = int(num_workers)
         self.pin_memory = self.device.type == "cuda" if pin_memory is None else bool(pin_memory)
         self.optimisers = self._build_optimisers()
+        self.optimisers = accel.prepare(self.method, self.optimisers, trainer, self.device)  # speed switches
         self.amp = bool(trainer.amp and self.device.type == "cuda" and method.mixed_precision)
         self.amp_dtype = amp_dtype(self.device)
         # loss scaling only where float16 could underflow the gradients
