@@ -14,8 +14,8 @@ Both steps use the same initial weights, the same batch of random slices, Adam(2
 0.999)) and lambda 100. Ours goes through ``Pix2Pix.training_step`` and
 ``Trainer.train_iteration`` (schedule, zero_grad, scaler, logging dict) with the trainer
 switches of each ``--variants`` entry (``default``: the config's defaults; ``fp32``: every
-speed switch off; ``bf16``: ``trainer.cpu_bf16``; ``compile``: ``trainer.compile``, its
-compilation reported, not timed); the plain one is the reference implementation's
+speed switch off; ``bf16``: ``trainer.cpu_bf16``; the others set the switch they name; a
+first step's compilation is reported, not timed); the plain one is the reference implementation's
 ``optimize_parameters`` written out by hand (fp32, NCHW, per-tensor Adam). All run in one
 process, interleaved: each round times every step once, and a ratio is the median of the
 per-round ratios, so load from other processes that changes between rounds cancels out.
@@ -41,8 +41,12 @@ import torch.nn.functional as F
 VARIANTS = {
     "default": {},
     "fp32": {"fused_optimiser": False, "channels_last": False, "compile": False, "cpu_bf16": False},
-    "bf16": {"cpu_bf16": True},
+    "fused": {"fused_optimiser": True},
+    "channels_last": {"channels_last": True},
     "compile": {"compile": True},
+    "bf16": {"cpu_bf16": True},
+    "bf16_nchw": {"cpu_bf16": True, "channels_last": False},
+    "bf16_compile": {"cpu_bf16": True, "compile": True},
 }
 
 
