@@ -14,7 +14,10 @@ trainer / model near 1 means loading and bookkeeping cost nothing next to the ne
 
 Usage::
 
-    python benchmarks/train_3d.py [--manifest M] [--steps 20] [--threads 1] [--config unet3d_fdg]
+    python benchmarks/train_3d.py [--manifest M] [--steps 20] [--threads 1] [--config unet3d_fdg] [--device auto]
+                                  [--workers N]
+
+Any packaged config works (a 2D one, e.g. ``pix2pix_axial_fdg``, reports slices/s).
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ from pathlib import Path
 import torch
 
 
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def main(argv: list[str] | None = None) -> int:
     from torch.utils.data import ConcatDataset, DataLoader, default_collate
 
@@ -35,13 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     from neurotrans.io.manifest import read_manifest
     from neurotrans.methods import ModelIO, build_method
     from neurotrans.phantom import simulate_cohort
-    from neurotrans.training.trainer import EpochBatches, Trainer, seed_everything
+    from neurotrans.training.trainer import Trainer, epoch_batches, seed_everything, to_device
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--manifest", type=Path, default=None)
     p.add_argument("--config", default="unet3d_fdg")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader workers of trainer.fit (default: the config's data.num_workers)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -53,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                                         f"trainer.max_steps={args.steps}", "trainer.val_every=100000",
                                         "trainer.checkpoint_every=100000"])
         seed_everything(0)
-        method = build_method(cfg.model, ModelIO(in_channels=cfg.data.n_input_channels, spatial_dims=3))
+        method = build_method(cfg.model, ModelIO(in_channels=cfg.data.n_input_channels,
+                                                 spatial_dims=cfg.data.spatial_dims))
         man = read_manifest(manifest)
         train = prepare(man, split_subjects(man, cfg.split)["train"], cfg.data, {})
         sampling = sampling_of(cfg.data, [s.shape for s in train], method.size_multiple)
@@ -64,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rows = []
         for workers in (0, 2):
-            loader = DataLoader(data, batch_sampler=EpochBatches(sizes, bs, 0, 0), num_workers=workers,
+            loader = DataLoader(data, batch_sampler=epoch_batches(sizes, bs, 0, 0), num_workers=workers,
                                 collate_fn=default_collate)
             start, n = time.perf_counter(), 0
             for i, batch in enumerate(loader):
@@ -73,21 +85,29 @@ def main(argv: list[str] | None = None) -> int:
                     break
             rows.append((f"loader, {workers} workers", n / (time.perf_counter() - start)))
 
+        workers = cfg.data.num_workers if args.workers is None else args.workers
         trainer = Trainer(method, sets, [], trainer=cfg.trainer, optim=cfg.optim, out=Path(tmp) / "run",
-                          batch_size=bs, device="cpu")
-        batch = default_collate([data[i] for i in range(bs)])
-        trainer.train_iteration(batch)  # warm-up
+                          batch_size=bs, device=args.device, num_workers=workers)
+        device = trainer.device
+        batch = to_device(default_collate([data[i] for i in range(bs)]), device)  # on the device already
+        for _ in range(3):  # warm-up: kernels load, the allocator settles
+            trainer.train_iteration(batch)
+        sync(device)
         start = time.perf_counter()
         for _ in range(args.steps):
             trainer.train_iteration(batch)
+        trainer.check_finite()  # the losses' one host sync, as fit() does on logging steps
+        sync(device)
         model = args.steps * bs / (time.perf_counter() - start)
-        rows.append(("model step (batch in memory)", model))
+        rows.append((f"model step (batch in memory, {device.type})", model))
         start = time.perf_counter()
         state = trainer.fit()
-        rows.append(("trainer.fit (loading included)", state.step * bs / (time.perf_counter() - start)))
+        sync(device)
+        rows.append((f"trainer.fit ({workers} workers, loading included)", state.step * bs / (time.perf_counter() - start)))
     width = max(len(r[0]) for r in rows)
+    unit = "patches" if cfg.data.spatial_dims == 3 else "slices"
     for name, rate in rows:
-        print(f"  {name:<{width}}  {rate:8.2f} patches/s")
+        print(f"  {name:<{width}}  {rate:8.2f} {unit}/s")
     print(f"  loader (0 workers) / model = {rows[0][1] / model:.1f}; trainer / model = {rows[-1][1] / model:.2f}")
     return 0
 

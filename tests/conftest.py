@@ -28,6 +28,27 @@ def _torch_threads():
     yield
 
 
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def device(request: pytest.FixtureRequest) -> str:
+    """Every device a training or prediction test must pass on: the CPU always, CUDA where torch sees a GPU.
+
+    A CPU-only suite once hid a resume that crashed on every GPU; the ``cuda`` variants run
+    wherever ``torch.cuda.is_available()`` and are skipped, with the reason, elsewhere
+    (CI). ``pytest -m cuda`` runs only them.
+    """
+    if request.param == "cuda" and not _cuda_available():
+        pytest.skip("needs a CUDA device (torch.cuda.is_available() is False here)")
+    return request.param
+
+
 @pytest.fixture
 def realdata() -> Path:
     """The three real patients of ../shared/realdata; skips where the folder is absent."""

@@ -11,7 +11,7 @@ from neurotrans.training.run import train_from_config
 from neurotrans.training.trainer import Trainer
 
 
-def train_killed_at(cfg: Any, out: Path, step: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def train_killed_at(cfg: Any, out: Path, step: int, monkeypatch: pytest.MonkeyPatch, device: str = "auto") -> None:
     """Train ``cfg`` into ``out`` and die as step ``step`` starts (after the checkpoint of ``step - 1``
     when that is a checkpoint step); the trainer is restored afterwards."""
     original = Trainer.train_iteration
@@ -23,5 +23,5 @@ def train_killed_at(cfg: Any, out: Path, step: int, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(Trainer, "train_iteration", failing)
     with pytest.raises(RuntimeError, match="injected"):
-        train_from_config(cfg, out=out)
+        train_from_config(cfg, out=out, device=device)
     monkeypatch.setattr(Trainer, "train_iteration", original)

@@ -194,13 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=_data_manifest)
 
-    p = sub.add_parser("train", help="train a model from a YAML config")
+    p = sub.add_parser("train", help="train a model from a YAML config (on several GPUs or processes: "
+                       "torchrun -m neurotrans train ..., docs/distributed.md)")
     p.add_argument("config", type=Path, help="YAML file, or the name of a packaged example config")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: the config's)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--max-minutes", type=float, default=None, help="time budget for training")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (under torchrun each process takes "
+                   "cuda:LOCAL_RANK, or the CPU with gloo)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_train)
 

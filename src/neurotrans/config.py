@@ -270,7 +270,9 @@ class TrainerConfig:
         patience, strips, strip_length: parameters of the two rules.
         monitor: validation metric to minimise, one the method reports (image methods:
             ``mae``, ``mse``; flows: ``nll``); ``None`` = the method's first.
-        amp: mixed precision where available (CUDA only).
+        amp: mixed precision on CUDA: bfloat16 autocast where the GPU has it (no loss
+            scaling), float16 with a GradScaler on older GPUs; CPUs and methods that need
+            float32 (flows: ``Method.mixed_precision``) train in float32.
         deterministic: ``torch.use_deterministic_algorithms(True, warn_only=True)``.
         progress: tqdm progress bar.
         val_subjects_max: validate on at most this many validation subjects.
@@ -279,7 +281,8 @@ class TrainerConfig:
             ``auto`` = on CPU, where it was measured (``neurotrans.training.accel`` has the figures).
         cpu_bf16: on CPU, run the networks' forward under bfloat16 autocast (fp32 weights,
             optimiser and losses): 1.7x faster 2D pix2pix steps on a CPU with AVX512-BF16, same
-            validation error within seed noise; not bit-comparable with fp32, hence opt-in.
+            validation error within seed noise; not bit-comparable with fp32, hence opt-in;
+            methods that need float32 (``Method.mixed_precision``: flows) stay float32.
         channels_last: NHWC weights for 2D networks; ``auto`` = off (measured no faster on CPU).
         compile: ``torch.compile`` every network's forward (in place: checkpoints unchanged);
             ``auto`` = off (measured slower for the pix2pix step on CPU).

@@ -53,3 +53,23 @@ def test_prepare_cohort_fills_cache_once(cohort, tmp_path):
     prepare_cohort(cohort, ["T1w"], "FDG", grid=None, normalisation=NORM, cache_dir=cache)
     assert [(cache / e / "inputs.npy").stat().st_mtime_ns for e in entries] == mtimes
     assert load_subject(cache / entries[2]).key == "sub-02_1"
+
+
+def test_processes_sharing_a_cache_start_with_their_own_part(cohort, tmp_path, monkeypatch):
+    """``share=(k, n)``: process k of n prepares rows from k/n on first, then the rest; same result."""
+    import neurotrans.data.cache as cache_module
+
+    order: list[int] = []
+    cached = cache_module.cached_subject
+
+    def spy(manifest, i, *args, **kwargs):
+        order.append(i)
+        return cached(manifest, i, *args, **kwargs)
+
+    monkeypatch.setattr(cache_module, "cached_subject", spy)
+    cache = tmp_path / "cache"
+    second = prepare_cohort(cohort, ["T1w"], "FDG", grid=None, normalisation=NORM, cache_dir=cache, share=(1, 2))
+    assert order == [2, 3, 0, 1]
+    first = prepare_cohort(cohort, ["T1w"], "FDG", grid=None, normalisation=NORM, cache_dir=cache)
+    assert [s.key for s in second] == [s.key for s in first] == [f"sub-0{i}_1" for i in range(4)]
+    assert all(np.array_equal(a.inputs, b.inputs) for a, b in zip(first, second, strict=True))

@@ -54,11 +54,13 @@ def _row(manifest, subject):
     return man, [i for i in range(len(man)) if man.table.iloc[i]["subject"] == subject][0]
 
 
-def test_temperature_zero_is_deterministic_and_padded_like_training(glow_run, glow_cohort, tmp_path):
+def test_temperature_zero_is_deterministic_and_padded_like_training(glow_run, glow_cohort, tmp_path, device):
     folder = RunFolder(glow_run)
     subject = folder.read_info().split["test"][0]
-    a = predict_command(folder.best_checkpoint(), manifest=glow_cohort, out=tmp_path / "a", subjects=[subject])
-    b = predict_command(folder.best_checkpoint(), manifest=glow_cohort, out=tmp_path / "b", subjects=[subject])
+    a = predict_command(folder.best_checkpoint(), manifest=glow_cohort, out=tmp_path / "a", subjects=[subject],
+                        device=device)
+    b = predict_command(folder.best_checkpoint(), manifest=glow_cohort, out=tmp_path / "b", subjects=[subject],
+                        device=device)
     va, vb = load_volume(a[0]), load_volume(b[0])
     np.testing.assert_array_equal(va.data, vb.data)
     # the written volume is the method's temperature-0 prediction of the volume zero-padded at the
@@ -68,9 +70,10 @@ def test_temperature_zero_is_deterministic_and_padded_like_training(glow_run, gl
     prepared = prepare_for_prediction(man, i, info)
     shape = prepared.inputs.shape[1:]
     x = np.pad(prepared.inputs, [(0, 0)] + [(0, r - s) for s, r in zip(shape, info.sampling["roi_size"], strict=True)])
-    with torch.no_grad():
-        pred = method.predict(torch.from_numpy(x)[None], torch.tensor([[float(man.table.iloc[i]["age"])]]))
-    expected = np.where(prepared.mask, pred[0, 0].numpy()[: shape[0], : shape[1], : shape[2]], 0.0)
+    with torch.no_grad():  # on the device predict_command used (a GPU's TF32 convolutions differ from a CPU's)
+        pred = method.to(device).predict(torch.from_numpy(x)[None].to(device),
+                                         torch.tensor([[float(man.table.iloc[i]["age"])]], device=device))
+    expected = np.where(prepared.mask, pred[0, 0].cpu().numpy()[: shape[0], : shape[1], : shape[2]], 0.0)
     np.testing.assert_allclose(va.data, expected, rtol=1e-5, atol=1e-6)
 
 

@@ -51,11 +51,11 @@ def cascade(refiner_loss: str = "wl1"):
     return build_method(cfg.model, IO)
 
 
-def trainer(method, out, max_steps: int) -> Trainer:
+def trainer(method, out, max_steps: int, device: str = "cpu") -> Trainer:
     cfg = TrainerConfig(out=str(out), max_steps=max_steps, val_every=100, checkpoint_every=1, progress=False,
                         amp=False)
     return Trainer(method, [Toy()], [], trainer=cfg, optim=OptimConfig(name="adam", lr=1e-3), out=out, batch_size=2,
-                   device="cpu")
+                   device=device)
 
 
 def state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -86,14 +86,14 @@ def test_stage_one_is_frozen_while_stage_two_trains(tmp_path):
 
 
 @pytest.mark.parametrize("stop", [1, STAGE0_STEPS, STAGE0_STEPS + 1])
-def test_resume_is_bit_identical_across_the_stage_boundary(tmp_path, stop):
+def test_resume_is_bit_identical_across_the_stage_boundary(tmp_path, stop, device):
     total = STAGE0_STEPS + 3
     straight = cascade()
-    trainer(straight, tmp_path / "a", total).fit()
+    trainer(straight, tmp_path / "a", total, device).fit()
     interrupted = cascade()
-    trainer(interrupted, tmp_path / "b", stop).fit()
+    trainer(interrupted, tmp_path / "b", stop, device).fit()
     resumed = cascade()
-    t = trainer(resumed, tmp_path / "b", total)
+    t = trainer(resumed, tmp_path / "b", total, device)
     t.resume()
     t.fit()
     a, b = straight.state_dict(), resumed.state_dict()

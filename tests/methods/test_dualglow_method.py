@@ -154,7 +154,7 @@ class Volumes(Dataset):
         return item
 
 
-def _trainer(out, steps: int, side: bool = False, seed: int = 0) -> Trainer:
+def _trainer(out, steps: int, side: bool = False, seed: int = 0, device: str = "cpu") -> Trainer:
     torch.manual_seed(seed)
     method = tiny(("continuous",) if side else ())
     if side:
@@ -163,12 +163,13 @@ def _trainer(out, steps: int, side: bool = False, seed: int = 0) -> Trainer:
     cfg = TrainerConfig(out=str(out), max_steps=steps, val_every=4, checkpoint_every=4, progress=False,
                         log_every=1, seed=seed)
     return Trainer(method, [Volumes(side=side)], [Volumes(3, side=side)], trainer=cfg,
-                   optim=OptimConfig(name="adamax", lr=1e-3, betas=(0.9, 0.999)), out=out, batch_size=2)
+                   optim=OptimConfig(name="adamax", lr=1e-3, betas=(0.9, 0.999)), out=out, batch_size=2,
+                   device=device)
 
 
 @pytest.mark.parametrize("side", [False, True])
-def test_a_seeded_short_run_lowers_the_nll_through_the_trainer(tmp_path, side):
-    trainer = _trainer(tmp_path, 24, side)
+def test_a_seeded_short_run_lowers_the_nll_through_the_trainer(tmp_path, side, device):
+    trainer = _trainer(tmp_path, 24, side, device=device)
     assert not trainer.method.flow.initialized
     trainer.train_iteration(next(iter(trainer._loader(trainer.train_data, [[0, 1]]))))
     assert trainer.method.flow.initialized  # actnorm initialised on the first training batch
@@ -180,12 +181,12 @@ def test_a_seeded_short_run_lowers_the_nll_through_the_trainer(tmp_path, side):
     assert np.isfinite(after["mae"])
 
 
-def test_resume_is_bit_identical_and_keeps_the_actnorm_initialisation(tmp_path):
-    straight = _trainer(tmp_path / "a", 8, side=True)
+def test_resume_is_bit_identical_and_keeps_the_actnorm_initialisation(tmp_path, device):
+    straight = _trainer(tmp_path / "a", 8, side=True, device=device)
     straight.fit()
-    half = _trainer(tmp_path / "b", 4, side=True)
+    half = _trainer(tmp_path / "b", 4, side=True, device=device)
     half.fit()
-    resumed = _trainer(tmp_path / "b", 8, side=True, seed=0)
+    resumed = _trainer(tmp_path / "b", 8, side=True, seed=0, device=device)
     # a fresh, uninitialised model: the checkpoint, not a second data-dependent init, sets actnorm
     assert not resumed.method.flow.initialized
     resumed.resume()

@@ -111,7 +111,11 @@ def test_self_attention_is_identity_at_init_and_matches_hand_computation():
     flat = x.flatten(2)  # (B, C, L)
 
     def proj(layer, t):
-        return torch.einsum("kc,bcl->bkl", layer.weight.flatten(1), t) + layer.bias[:, None]
+        bias = 0 if layer.bias is None else layer.bias[:, None]
+        return torch.einsum("kc,bcl->bkl", layer.weight.flatten(1), t) + bias
+
+    # a key bias would add q_j . b to every logit of row j: the softmax removes it, so it has none
+    assert att.key.bias is None and att.query.bias is not None
 
     f, g, h = proj(att.key, flat), proj(att.query, flat), proj(att.value, flat)
     assert f.shape[1] == g.shape[1] == h.shape[1] == 2  # key, query and value at C/8 (thesis)

@@ -31,8 +31,9 @@ def _train(switches: dict, tmp_path, steps: int = 3, method=None):
     """``steps`` pix2pix iterations on fixed random slices; the trainer afterwards."""
     method = method or _method()
     cfg = TrainerConfig(out=str(tmp_path), progress=False, **switches)
+    # the switches are the CPU's (on a GPU machine, device auto would train in CUDA's bf16 instead)
     trainer = Trainer(method, [TensorDataset(torch.zeros(1))], [], trainer=cfg, optim=load_config({}).optim,
-                      out=tmp_path, batch_size=4)
+                      out=tmp_path, batch_size=4, device=CPU)
     g = torch.Generator().manual_seed(1)
     batch = {"input": torch.rand(4, 1, 16, 24, generator=g), "target": torch.rand(4, 1, 16, 24, generator=g)}
     torch.manual_seed(2)  # dropout
@@ -69,6 +70,7 @@ def test_auto_resolves_as_measured():
     cuda = accel.resolve(TrainerConfig(cpu_bf16=True), torch.device("cuda"))  # resolving touches no GPU
     assert cuda == {"fused_optimiser": False, "cpu_bf16": False, "channels_last": False, "compile": False}
     assert accel.resolve(TrainerConfig(**{**OFF, "channels_last": True}), CPU)["channels_last"] is True
+    assert accel.resolve(TrainerConfig(cpu_bf16=True), CPU, mixed_precision=False)["cpu_bf16"] is False  # flows
 
 
 def test_fused_keeps_groups_and_hyper_parameters():
@@ -141,7 +143,7 @@ def test_switches_leave_checkpoints_and_copies_alone(tmp_path):
     keys = {k: (v.shape, v.dtype) for k, v in method.state_dict().items()}
     switches = {"fused_optimiser": True, "channels_last": True, "cpu_bf16": True, "compile": True}
     trainer = Trainer(method, [TensorDataset(torch.zeros(1))], [], trainer=TrainerConfig(out=str(tmp_path), **switches),
-                      optim=load_config({}).optim, out=tmp_path, batch_size=4)
+                      optim=load_config({}).optim, out=tmp_path, batch_size=4, device=CPU)
     assert {k: (v.shape, v.dtype) for k, v in trainer.method.state_dict().items()} == keys  # no _orig_mod.
     assert all(getattr(net, "_compiled_call_impl", None) is not None for net in method.networks.values())
     payload = trainer.checkpoint_payload()
@@ -159,9 +161,9 @@ def test_resume_with_bf16_and_channels_last_is_exact(tiny_cohort, tmp_path):
            "split": {"kind": "fixed", "test_fraction": 0.34, "val_fraction": 0.17},
            "trainer": {"max_steps": 6, "val_every": 3, "checkpoint_every": 3, "progress": False,
                        "cpu_bf16": True, "channels_last": True}}
-    full = train_from_config(cfg, out=tmp_path / "full")
-    half = train_from_config(cfg, ["trainer.max_steps=3"], out=tmp_path / "half")
-    resumed = train_from_config(cfg, out=half, resume=True)
+    full = train_from_config(cfg, out=tmp_path / "full", device="cpu")
+    half = train_from_config(cfg, ["trainer.max_steps=3"], out=tmp_path / "half", device="cpu")
+    resumed = train_from_config(cfg, out=half, resume=True, device="cpu")
     a = load_checkpoint(full / "checkpoints" / "last.pt")
     b = load_checkpoint(resumed / "checkpoints" / "last.pt")
     assert a["trainer"]["step"] == b["trainer"]["step"] == 6

@@ -15,7 +15,7 @@ from neurotrans.io.run import PredictionFolder, RunFolder
 from neurotrans.training.run import train_from_config
 
 
-def test_train_then_predict_on_the_input_grid(tiny_cohort, tmp_path):
+def test_train_then_predict_on_the_input_grid(tiny_cohort, tmp_path, device):
     # working grid: the 3 mm MNI grid (the cohort is on a small native grid): predictions must
     # come back onto the input's own grid and affine, in the target's units (z-score inverted)
     cfg = {"name": "e2e",
@@ -25,8 +25,9 @@ def test_train_then_predict_on_the_input_grid(tiny_cohort, tmp_path):
            "split": {"kind": "fixed", "test_fraction": 0.34, "val_fraction": 0.17},
            "optim": {"name": "adamw", "lr": 3e-3, "betas": [0.9, 0.999]},
            "trainer": {"max_steps": 30, "val_every": 15, "checkpoint_every": 15, "progress": False}}
-    run = train_from_config(cfg, out=tmp_path / "run")
-    written = predict_command(run / "checkpoints" / "best.pt", manifest=tiny_cohort, out=tmp_path / "pred")
+    run = train_from_config(cfg, out=tmp_path / "run", device=device)
+    written = predict_command(run / "checkpoints" / "best.pt", manifest=tiny_cohort, out=tmp_path / "pred",
+                              device=device)
     man = read_manifest(tiny_cohort)
     test = RunFolder(run).read_info().split["test"]
     folder = PredictionFolder(tmp_path / "pred")
@@ -55,7 +56,7 @@ def test_train_then_predict_on_the_input_grid(tiny_cohort, tmp_path):
         train_from_config(cfg, out=tmp_path / "run")
 
 
-def test_pib_predictions_are_written_in_dvr(ms_cohort, tmp_path):
+def test_pib_predictions_are_written_in_dvr(ms_cohort, tmp_path, device):
     """PIB is kept in DVR (no second division by the pons): the model learns DVR targets and
     its output is written unscaled, so the written volumes are DVR."""
     from neurotrans.config import config_from_dict
@@ -69,7 +70,7 @@ def test_pib_predictions_are_written_in_dvr(ms_cohort, tmp_path):
                     "batch_size": 8},
            "split": {"kind": "fixed", "test_fraction": 0.25, "val_fraction": 0.0, "stratify": "group"},
            "trainer": {"max_steps": 3, "val_every": 3, "checkpoint_every": 3, "progress": False}}
-    run = train_from_config(cfg, out=tmp_path / "run")
+    run = train_from_config(cfg, out=tmp_path / "run", device=device)
     info = RunFolder(run).read_info()
     assert info.units == "DVR" and {s["kind"] for s in info.target_stats} == {"none"}
     man = read_manifest(manifest)
@@ -82,9 +83,11 @@ def test_pib_predictions_are_written_in_dvr(ms_cohort, tmp_path):
     np.testing.assert_allclose(prepared.target[0], real, atol=1e-4)
     # the written prediction is the network's output, unscaled, inside the brain
     (path,) = [p for p in predict_command(RunFolder(run).best_checkpoint(), manifest=manifest,
-                                          out=tmp_path / "pred", subjects=[subject])
+                                          out=tmp_path / "pred", subjects=[subject], device=device)
                 if f"ses-{man.table.iloc[i]['session']}" in p.name]
     method, _ = load_trained(RunFolder(run).best_checkpoint())
-    expected = predict_slices(method.predict, prepared.inputs, ["axial"], multiple=info.size_multiple)
+    # on the device predict_command used: a GPU's TF32 convolutions differ from the CPU's by ~1e-3
+    expected = predict_slices(method.to(device).predict, prepared.inputs, ["axial"], multiple=info.size_multiple,
+                              device=device)
     written = load_volume(path).data
     np.testing.assert_allclose(written[prepared.mask], expected[prepared.mask], rtol=1e-5, atol=1e-5)

@@ -41,11 +41,12 @@ def _same(a, b):
     {"spatial_dims": 3, "patch_size": [8, 8, 8], "samples_per_volume": 2, "augment": ["flip", "scale"]},
     {"spatial_dims": 3, "augment": ["rot90"]},
 ])
-def test_3d_training_predicts_onto_the_input_grid(tiny_cohort, tmp_path, data):
-    run = train_from_config(_config(tiny_cohort, **data), out=tmp_path / "run")
+def test_3d_training_predicts_onto_the_input_grid(tiny_cohort, tmp_path, data, device):
+    run = train_from_config(_config(tiny_cohort, **data), out=tmp_path / "run", device=device)
     info = RunFolder(run).read_info()
     assert info.spatial_dims == 3 and info.sampling["kind"] in ("patches", "volume")
-    written = predict_command(RunFolder(run).best_checkpoint(), manifest=tiny_cohort, out=tmp_path / "pred")
+    written = predict_command(RunFolder(run).best_checkpoint(), manifest=tiny_cohort, out=tmp_path / "pred",
+                              device=device)
     man = read_manifest(tiny_cohort)
     for path in written:
         subject = path.name.split("_")[0]
@@ -54,14 +55,15 @@ def test_3d_training_predicts_onto_the_input_grid(tiny_cohort, tmp_path, data):
         assert pred.shape == t1.shape and np.allclose(pred.affine, t1.affine) and np.isfinite(pred.data).all()
 
 
-def test_resume_with_dataloader_workers_is_bit_identical(tiny_cohort, tmp_path, monkeypatch):
+def test_resume_with_dataloader_workers_is_bit_identical(tiny_cohort, tmp_path, monkeypatch, device):
     cfg = _config(tiny_cohort, steps=7, num_workers=2, spatial_dims=3, patch_size=[8, 8, 8], samples_per_volume=2,
                   augment=["flip"])
-    full = train_from_config(cfg, out=tmp_path / "full")
-    in_process = train_from_config({**cfg, "data": {**cfg["data"], "num_workers": 0}}, out=tmp_path / "zero")
+    full = train_from_config(cfg, out=tmp_path / "full", device=device)  # pinned memory on CUDA
+    in_process = train_from_config({**cfg, "data": {**cfg["data"], "num_workers": 0}}, out=tmp_path / "zero",
+                                   device=device)
     assert _same(_weights(full), _weights(in_process))  # workers change nothing
-    train_killed_at(cfg, tmp_path / "killed", 5, monkeypatch)  # dies after the checkpoint of step 4, mid-epoch
-    resumed = train_from_config(cfg, out=tmp_path / "killed", resume=True)
+    train_killed_at(cfg, tmp_path / "killed", 5, monkeypatch, device)  # dies after the checkpoint of step 4, mid-epoch
+    resumed = train_from_config(cfg, out=tmp_path / "killed", resume=True, device=device)
     assert _same(_weights(full), _weights(resumed))
 
 

@@ -50,11 +50,11 @@ def test_epoch_batches_are_a_pure_function_of_seed_and_epoch():
     assert all(max(b) < 10 or min(b) >= 10 for b in a)  # never mixes two datasets
 
 
-def test_seeded_runs_are_identical_and_seeds_matter(tiny_cohort, tmp_path):
+def test_seeded_runs_are_identical_and_seeds_matter(tiny_cohort, tmp_path, device):
     cfg = _config(tiny_cohort, steps=5)
-    a = train_from_config(cfg, out=tmp_path / "a")
-    b = train_from_config(cfg, out=tmp_path / "b")
-    c = train_from_config(cfg, ["trainer.seed=1"], out=tmp_path / "c")
+    a = train_from_config(cfg, out=tmp_path / "a", device=device)
+    b = train_from_config(cfg, out=tmp_path / "b", device=device)
+    c = train_from_config(cfg, ["trainer.seed=1"], out=tmp_path / "c", device=device)
     assert _same(_weights(a), _weights(b))
     assert not _same(_weights(a), _weights(c))
     log = [json.loads(x) for x in (a / "log.jsonl").read_text().splitlines()]
@@ -78,14 +78,15 @@ def test_training_from_the_memory_mapped_cache_gives_the_same_weights(tiny_cohor
     assert _same(_weights(in_ram), _weights(first)) and _same(_weights(first), _weights(second))
 
 
-def test_resume_after_exception_matches_uninterrupted_run(tiny_cohort, tmp_path, monkeypatch):
-    cfg = _config(tiny_cohort, method="supervised", steps=9)
-    full = train_from_config(cfg, out=tmp_path / "full")
-    train_killed_at(cfg, tmp_path / "killed", 7, monkeypatch)  # dies after the checkpoint of step 6
+@pytest.mark.parametrize("method", ["supervised", "pix2pix"])
+def test_resume_after_exception_matches_uninterrupted_run(tiny_cohort, tmp_path, monkeypatch, device, method):
+    cfg = _config(tiny_cohort, method=method, steps=9)
+    full = train_from_config(cfg, out=tmp_path / "full", device=device)
+    train_killed_at(cfg, tmp_path / "killed", 7, monkeypatch, device)  # dies after the checkpoint of step 6
     assert load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")["trainer"]["step"] == 6
     with pytest.raises(InputError, match="resume"):
-        train_from_config(cfg, out=tmp_path / "killed")
-    resumed = train_from_config(cfg, out=tmp_path / "killed", resume=True)
+        train_from_config(cfg, out=tmp_path / "killed", device=device)
+    resumed = train_from_config(cfg, out=tmp_path / "killed", resume=True, device=device)
     assert _same(_weights(full), _weights(resumed))
     assert _same(_weights(full, "best"), _weights(resumed, "best"))
     steps = [json.loads(x)["step"] for x in (resumed / "log.jsonl").read_text().splitlines()]
@@ -118,14 +119,14 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_cohort, tmp_path):
     assert _same(_weights(full), _weights(resumed))
 
 
-def test_time_budget_and_early_stopping(tiny_cohort, tmp_path):
+def test_time_budget_and_early_stopping(tiny_cohort, tmp_path, device):
     cfg = _config(tiny_cohort, method="supervised", steps=0)
-    run = train_from_config(cfg, ["trainer.max_steps=0"], out=tmp_path / "budget", max_minutes=0.02)
+    run = train_from_config(cfg, ["trainer.max_steps=0"], out=tmp_path / "budget", max_minutes=0.02, device=device)
     outcome = RunFolder(run).read_outcome()
     assert "time budget" in outcome.stopped and outcome.steps >= 1
     # lr so large that the validation error grows: UP_1 with strips of 1 evaluation stops early
     run = train_from_config(cfg, ["trainer.max_steps=200", "trainer.val_every=1", "trainer.early_stopping=up",
                                   "trainer.strips=1", "trainer.strip_length=1", "optim.lr=5.0"],
-                            out=tmp_path / "early")
+                            out=tmp_path / "early", device=device)
     outcome = RunFolder(run).read_outcome()
     assert outcome.stopped.startswith("early stopping") and outcome.steps < 200 and outcome.monitor == "mae"

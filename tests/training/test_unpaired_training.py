@@ -171,11 +171,11 @@ def test_direction_parsing_and_one_way_models(unit_run, tiny_cohort, tmp_path):
     {**TINY["unit"], "attention": "encoder", "spectral_norm": True, "charbonnier": True},
     TINY["cyclegan"],
 ], ids=["unit-attention-sn-charbonnier", "cyclegan-pool"])
-def test_resume_is_bit_identical(model, tiny_cohort, tmp_path, monkeypatch):
+def test_resume_is_bit_identical(model, tiny_cohort, tmp_path, monkeypatch, device):
     cfg = _config(tiny_cohort, model, "FDG", steps=7, voxel_size=None)
-    full = train_from_config(cfg, out=tmp_path / "full")
-    train_killed_at(cfg, tmp_path / "killed", 4, monkeypatch)  # dies after the checkpoint of step 3
-    resumed = train_from_config(cfg, out=tmp_path / "killed", resume=True)
+    full = train_from_config(cfg, out=tmp_path / "full", device=device)
+    train_killed_at(cfg, tmp_path / "killed", 4, monkeypatch, device)  # dies after the checkpoint of step 3
+    resumed = train_from_config(cfg, out=tmp_path / "killed", resume=True, device=device)
     a, b = _weights(full), _weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     if model["method"] == "cyclegan":  # the pools are full and part of the checkpoint

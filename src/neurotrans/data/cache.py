@@ -167,7 +167,8 @@ def cached_subject(manifest: Manifest, i: int, inputs: list[str], target: str | 
 def prepare_cohort(manifest: Manifest, inputs: list[str], target: str | None, *, grid: Grid | None,
                    normalisation: dict[str, str], mask: str | None = "brainmask",
                    cache_dir: str | Path | None = None, progress: bool = False, aux: Sequence[str] = (),
-                   fitted: dict[str, dict[str, Any]] | None = None) -> list[PreparedSubject]:
+                   fitted: dict[str, dict[str, Any]] | None = None,
+                   share: tuple[int, int] = (0, 1)) -> list[PreparedSubject]:
     """Prepare every row of ``manifest``: memory-mapped from ``cache_dir`` when given, else in RAM.
 
     Args:
@@ -175,15 +176,22 @@ def prepare_cohort(manifest: Manifest, inputs: list[str], target: str | None, *,
         inputs, target, grid, normalisation, mask, aux, fitted: as in :func:`prepare_subject`.
         cache_dir: cache folder (created on demand); ``None`` keeps everything in memory.
         progress: tqdm progress bar.
+        share: ``(k, n)``: start with the k-th of n equal parts of the rows, then go round.
+            n processes filling one cache (data-parallel training) thus each prepare their
+            own part first and find the others' parts already cached; the result (in
+            manifest order) is the same for every ``share``.
     """
     from tqdm.auto import tqdm
 
-    out = []
-    for i in tqdm(range(len(manifest)), desc="preparing", unit="subject", disable=not progress):
+    k, parts = share
+    first = len(manifest) * k // max(parts, 1)
+    out: list[PreparedSubject | None] = [None] * len(manifest)
+    for i in tqdm([*range(first, len(manifest)), *range(first)], desc="preparing", unit="subject",
+                  disable=not progress):
         if cache_dir is None:
-            out.append(prepare_subject(manifest, i, inputs, target, grid=grid, normalisation=normalisation,
-                                       mask=mask, aux=list(aux), fitted=fitted))
+            out[i] = prepare_subject(manifest, i, inputs, target, grid=grid, normalisation=normalisation,
+                                     mask=mask, aux=list(aux), fitted=fitted)
         else:
-            out.append(cached_subject(manifest, i, inputs, target, cache_dir=cache_dir, grid=grid,
-                                      normalisation=normalisation, mask=mask, aux=aux, fitted=fitted))
-    return out
+            out[i] = cached_subject(manifest, i, inputs, target, cache_dir=cache_dir, grid=grid,
+                                    normalisation=normalisation, mask=mask, aux=aux, fitted=fitted)
+    return out  # type: ignore[return-value]

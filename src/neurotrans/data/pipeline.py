@@ -82,14 +82,18 @@ def cohort_columns(data: DataConfig) -> list[str]:
             if str(spec).replace(" ", "") == "zscore:cohort" and c in used]
 
 
-def fit_cohort_stats(manifest: Manifest, subjects: Iterable[str], data: DataConfig) -> dict[str, dict[str, Any]]:
-    """Statistics of the ``zscore:cohort`` columns over the brain voxels of the training subjects."""
+def fit_cohort_stats(manifest: Manifest, subjects: Iterable[str], data: DataConfig, *,
+                     share: tuple[int, int] = (0, 1)) -> dict[str, dict[str, Any]]:
+    """Statistics of the ``zscore:cohort`` columns over the brain voxels of the training subjects.
+
+    ``share``: see :func:`~neurotrans.data.cache.prepare_cohort`.
+    """
     from neurotrans.data.normalize import fit_cohort_zscore
 
     columns = cohort_columns(data)
     if not columns:
         return {}
-    raw = _prepare(manifest, subjects, data, {}, with_target=True, identity=columns)
+    raw = _prepare(manifest, subjects, data, {}, with_target=True, identity=columns, share=share)
     stats = {}
     for c in columns:
         volumes, masks = [], []
@@ -108,14 +112,15 @@ def fit_cohort_stats(manifest: Manifest, subjects: Iterable[str], data: DataConf
 
 
 def _prepare(manifest: Manifest, subjects: Iterable[str], data: DataConfig, cohort_stats: dict[str, dict[str, Any]],
-             *, with_target: bool, identity: Sequence[str] = ()) -> list[PreparedSubject]:
+             *, with_target: bool, identity: Sequence[str] = (), share: tuple[int, int] = (0, 1)
+             ) -> list[PreparedSubject]:
     from neurotrans.data.cache import prepare_cohort
 
     normalisation = {**data.normalisation, **dict.fromkeys(identity, "none")}
     return prepare_cohort(select_sessions(manifest.subset(set(subjects)), data.sessions), list(data.inputs),
                           data.target if with_target else None,
                           grid=working_grid(data.voxel_size), normalisation=normalisation, mask=data.mask,
-                          cache_dir=data.cache_dir, aux=data.aux, fitted=cohort_stats or None)
+                          cache_dir=data.cache_dir, aux=data.aux, fitted=cohort_stats or None, share=share)
 
 
 def select_sessions(manifest: Manifest, sessions: Sequence[str]) -> Manifest:
@@ -131,16 +136,17 @@ def select_sessions(manifest: Manifest, sessions: Sequence[str]) -> Manifest:
 
 
 def prepare(manifest: Manifest, subjects: Iterable[str], data: DataConfig, cohort_stats: dict[str, dict[str, Any]],
-            *, with_target: bool = True) -> list[PreparedSubject]:
+            *, with_target: bool = True, share: tuple[int, int] = (0, 1)) -> list[PreparedSubject]:
     """Prepared subjects of ``subjects`` (the sessions ``data.sessions`` names; all if none), in manifest order.
 
-    With ``data.cache_dir`` they are memory-mapped from the on-disk cache (filled on first use).
+    With ``data.cache_dir`` they are memory-mapped from the on-disk cache (filled on first use;
+    ``share``: see :func:`~neurotrans.data.cache.prepare_cohort`).
     """
-    return _prepare(manifest, subjects, data, cohort_stats, with_target=with_target)
+    return _prepare(manifest, subjects, data, cohort_stats, with_target=with_target, share=share)
 
 
-def prepare_unpaired(manifest: Manifest, subjects: Iterable[str], data: DataConfig, *,
-                     seed: int) -> tuple[list[PreparedSubject], list[PreparedSubject], dict[str, dict[str, Any]]]:
+def prepare_unpaired(manifest: Manifest, subjects: Iterable[str], data: DataConfig, *, seed: int,
+                     share: tuple[int, int] = (0, 1)) -> tuple[list[PreparedSubject], list[PreparedSubject], dict[str, dict[str, Any]]]:
     """Domains A and B of unpaired training (``data.pairing=unpaired``) from disjoint halves of ``subjects``.
 
     The subjects are split at random (:func:`~neurotrans.data.datasets.split_domains`, by
@@ -148,7 +154,7 @@ def prepare_unpaired(manifest: Manifest, subjects: Iterable[str], data: DataConf
     ``data.inputs`` and no target; domain B with the target column as its only input (what
     :class:`~neurotrans.data.datasets.UnpairedDataset` reads), so no subject contributes
     images to both domains. ``zscore:cohort`` statistics are fitted on each domain's own
-    subjects (inputs on A, target on B).
+    subjects (inputs on A, target on B). ``share``: see :func:`~neurotrans.data.cache.prepare_cohort`.
 
     Returns:
         ``(domain_a, domain_b, cohort_stats)``.
@@ -169,7 +175,7 @@ def prepare_unpaired(manifest: Manifest, subjects: Iterable[str], data: DataConf
     def domain(ids: list[str], columns: list[str], normalisation: dict[str, str],
                fitted: dict[str, dict[str, Any]]) -> list[PreparedSubject]:
         return prepare_cohort(manifest.subset(set(ids)), columns, None, grid=grid, normalisation=normalisation,
-                              mask=data.mask, cache_dir=data.cache_dir, fitted=fitted or None)
+                              mask=data.mask, cache_dir=data.cache_dir, fitted=fitted or None, share=share)
 
     stats: dict[str, dict[str, Any]] = {}
     cohort = cohort_columns(data)

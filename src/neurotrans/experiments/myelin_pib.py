@@ -133,7 +133,7 @@ def baseline_manifest(manifest: Path) -> Path:
     return path
 
 
-def predict_and_evaluate(run: RunFolder, variant: str | None, manifest: Path) -> Path:
+def predict_and_evaluate(run: RunFolder, variant: str | None, manifest: Path, device: str = "auto") -> Path:
     """Predict the sessions of ``manifest`` of the run's test subjects from ``last.pt`` and evaluate them."""
     from neurotrans.inference.predict import predict_command
     from neurotrans.metrics.evaluate import evaluate, write_evaluation
@@ -142,16 +142,16 @@ def predict_and_evaluate(run: RunFolder, variant: str | None, manifest: Path) ->
     if (evaluation / "per_subject.tsv").is_file():
         return evaluation
     predictions = run.variant_predictions(variant)
-    predict_command(run.checkpoint("last"), manifest=manifest, out=predictions.root, device="cpu", overwrite=True)
+    predict_command(run.checkpoint("last"), manifest=manifest, out=predictions.root, device=device, overwrite=True)
     result = evaluate(predictions.root, manifest, "PIB", mask="brainmask", other_subjects=False)
     write_evaluation(evaluation, result)
     return evaluation
 
 
-def train(cfg: Any, out: Path, resume: bool) -> None:
+def train(cfg: Any, out: Path, resume: bool, device: str = "auto") -> None:
     from neurotrans.training.run import train_from_config
 
-    train_from_config(cfg, out=out, resume=resume, overwrite=not resume, device="cpu")
+    train_from_config(cfg, out=out, resume=resume, overwrite=not resume, device=device)
 
 
 def run_fold(fold: int, split: dict[str, list[str]], args: argparse.Namespace) -> dict[str, Path]:
@@ -170,20 +170,20 @@ def run_fold(fold: int, split: dict[str, list[str]], args: argparse.Namespace) -
         cfg = model_config(m, split, manifest, cache, args.steps, args.lr, 2 * args.steps if cascade else args.steps)
         if not done:
             if not cascade:
-                train(cfg, run.root, resume=False)
+                train(cfg, run.root, resume=False, device=args.device)
             else:
                 if m.shares_stage0_with is not None:
                     source = RunFolder(root / slug(m.shares_stage0_with))
                     run.checkpoints.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(source.checkpoints / f"{STAGE0}.pt", run.checkpoint("last"))
                 else:
-                    train(cfg.replace([f"trainer.max_steps={args.steps}"]), run.root, resume=False)
+                    train(cfg.replace([f"trainer.max_steps={args.steps}"]), run.root, resume=False, device=args.device)
                     shutil.copy2(run.checkpoint("last"), run.checkpoints / f"{STAGE0}.pt")
-                    out[m.stage0_label] = predict_and_evaluate(run, STAGE0, t0)  # type: ignore[index]
-                train(cfg, run.root, resume=True)
+                    out[m.stage0_label] = predict_and_evaluate(run, STAGE0, t0, args.device)  # type: ignore[index]
+                train(cfg, run.root, resume=True, device=args.device)
         if m.stage0_label is not None:
-            out[m.stage0_label] = predict_and_evaluate(run, STAGE0, t0)
-        out[m.label] = predict_and_evaluate(run, None, manifest if m.label in PROPOSED else t0)
+            out[m.stage0_label] = predict_and_evaluate(run, STAGE0, t0, args.device)
+        out[m.label] = predict_and_evaluate(run, None, manifest if m.label in PROPOSED else t0, args.device)
     return out
 
 
@@ -415,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-saliency", action="store_true")
     p.add_argument("--skip", nargs="*", default=[], help="row labels not to train (CPU budget)")
     p.add_argument("--saliency-for", default=None, help="only compute this Refiner's saliency (fold 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     args = p.parse_args(argv)
     args.out = args.out.resolve()
     args.cohort = (args.cohort or args.out / "cohort").resolve()

@@ -326,6 +326,14 @@ class RunFolder:
     def lock_file(self) -> Path:
         return self.root / ".lock"
 
+    @property
+    def cache(self) -> Path:
+        """The on-disk cache of a data-parallel run whose config names no ``data.cache_dir``.
+
+        Kept by ``--overwrite`` (its entries are keyed by content, so a new run reuses them).
+        """
+        return self.root / "cache"
+
     def existing(self, items: tuple[str, ...]) -> list[Path]:
         """The items of ``items`` present in the folder."""
         return [self.root / n for n in items if (self.root / n).exists()]

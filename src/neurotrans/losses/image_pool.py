@@ -38,6 +38,8 @@ class ImagePool:
         images = images.detach()
         if self.size == 0:
             return images
+        if self.images and self.images[0].device != images.device:  # restored from a CPU-mapped checkpoint
+            self.images = [image.to(images.device) for image in self.images]
         out = []
         for image in images:
             image = image.unsqueeze(0)

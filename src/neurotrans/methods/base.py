@@ -145,6 +145,9 @@ class Method(nn.Module):
     validation_metrics: ClassVar[tuple[str, ...]] = ErrorSums.names
     # a one-line description and the paper, for `neurotrans list`
     summary: ClassVar[str] = ""
+    # whether the trainer may run its steps under autocast (bf16/fp16 on a GPU); methods whose
+    # arithmetic needs float32 throughout (log-determinants, matrix inverses) say False
+    mixed_precision: ClassVar[bool] = True
 
     def __init__(self, networks: dict[str, nn.Module]) -> None:
         super().__init__()

@@ -152,6 +152,9 @@ class DualGlowMethod(Method):
 
     Config = DualGlowConfig
     validation_metrics: ClassVar[tuple[str, ...]] = NLLSums.names
+    # log |det| sums, LU-parametrised 1x1x1 inverses and exp(s) couplings: bf16's 8-bit mantissa
+    # would dominate the likelihood (and linalg.inv refuses it), so flows train in float32
+    mixed_precision: ClassVar[bool] = False
     summary: ClassVar[str] = ("two 3D Glow flows + relation nets, eq. 12 likelihood, side information (age) with "
                               "gradient reversal, samples for uncertainty (DUAL-GLOW, papers/002)")
 

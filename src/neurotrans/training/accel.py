@@ -51,10 +51,14 @@ from neurotrans.config import TrainerConfig
 from neurotrans.methods.base import Method
 
 
-def resolve(cfg: TrainerConfig, device: torch.device) -> dict[str, bool]:
-    """Which switches are on for this device (``auto`` resolved as measured, see the module docstring)."""
+def resolve(cfg: TrainerConfig, device: torch.device, mixed_precision: bool = True) -> dict[str, bool]:
+    """Which switches are on for this device (``auto`` resolved as measured, see the module docstring).
+
+    ``mixed_precision=False`` (``Method.mixed_precision`` of methods whose arithmetic needs
+    float32 throughout, e.g. flows) keeps ``cpu_bf16`` off.
+    """
     cpu = device.type == "cpu"
-    bf16 = bool(cfg.cpu_bf16) and cpu
+    bf16 = bool(cfg.cpu_bf16) and cpu and mixed_precision
     return {
         "fused_optimiser": cpu if cfg.fused_optimiser == "auto" else bool(cfg.fused_optimiser),
         "cpu_bf16": bf16,
@@ -76,7 +80,7 @@ def prepare(method: Method, optimisers: dict[str, torch.optim.Optimizer], cfg: T
         cfg: the trainer config carrying the switches.
         device: the training device.
     """
-    on = resolve(cfg, device)
+    on = resolve(cfg, device, method.mixed_precision)
     for net in method.networks.values():
         if on["channels_last"]:
             channels_last(net)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,12 @@ class TrainingData:
     val_sets: list[Any]
 
 
-def prepare_training(cfg: Config, manifest: Any, multiple: int) -> TrainingData:
-    """Split, normalise and cut the data of a run (paired, or two unpaired domains)."""
+def prepare_training(cfg: Config, manifest: Any, multiple: int, *, share: tuple[int, int] = (0, 1)) -> TrainingData:
+    """Split, normalise and cut the data of a run (paired, or two unpaired domains).
+
+    ``share = (rank, world)``: in a data-parallel run every process prepares the same data;
+    with a cache each fills its own part of it first (:func:`~neurotrans.data.cache.prepare_cohort`).
+    """
     from neurotrans.data.pipeline import (
         build_datasets,
         build_unpaired_datasets,
@@ -113,18 +118,19 @@ def prepare_training(cfg: Config, manifest: Any, multiple: int) -> TrainingData:
                          "use more subjects or a smaller test/validation share")
     seed = cfg.trainer.seed
     if cfg.data.pairing == "unpaired":  # two domains from disjoint training subjects; validation stays paired
-        train_a, train_b, cohort_stats = prepare_unpaired(manifest, parts["train"], cfg.data, seed=cfg.split.seed)
+        train_a, train_b, cohort_stats = prepare_unpaired(manifest, parts["train"], cfg.data, seed=cfg.split.seed,
+                                                          share=share)
         parts = {**parts, "domain_a": sorted({s.subject for s in train_a}),
                  "domain_b": sorted({s.subject for s in train_b})}
         train = [*train_a, *train_b]
         sampling = sampling_of(cfg.data, [s.shape for s in train], multiple)
         train_sets = build_unpaired_datasets(train_a, train_b, cfg.data, sampling, multiple, seed=seed)
     else:
-        cohort_stats = fit_cohort_stats(manifest, parts["train"], cfg.data)
-        train = prepare(manifest, parts["train"], cfg.data, cohort_stats)
+        cohort_stats = fit_cohort_stats(manifest, parts["train"], cfg.data, share=share)
+        train = prepare(manifest, parts["train"], cfg.data, cohort_stats, share=share)
         sampling = sampling_of(cfg.data, [s.shape for s in train], multiple)
         train_sets = build_datasets(train, cfg.data, sampling, multiple, seed=seed, train=True)
-    val = prepare(manifest, parts["val"][: cfg.trainer.val_subjects_max], cfg.data, cohort_stats)
+    val = prepare(manifest, parts["val"][: cfg.trainer.val_subjects_max], cfg.data, cohort_stats, share=share)
     val_sets = build_datasets(val, cfg.data, sampling, multiple, seed=seed, train=False)
     return TrainingData(parts, cohort_stats, train, val, sampling, train_sets, val_sets)
 
@@ -156,18 +162,20 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
                       overwrite: bool = False) -> Path:
     """Train the model a config describes; returns the run folder.
 
+    Under ``torchrun`` every process runs this function: they train one model together
+    (:mod:`neurotrans.training.distributed`), ``data.batch_size`` being the global batch;
+    rank 0 writes the run folder.
+
     Args:
         config: YAML path, packaged config name or :class:`Config`.
         overrides: dotted ``key=value`` strings.
         out: run folder (default ``trainer.out``).
         resume: continue from ``out/checkpoints/last.pt`` (the resolved config must match).
         max_minutes: time budget, overriding ``trainer.max_minutes``.
-        device: ``auto``, ``cpu`` or ``cuda``.
+        device: ``auto``, ``cpu`` or ``cuda`` (under torchrun: ``cuda:LOCAL_RANK``).
         overwrite: replace an existing run in ``out`` (with its predictions, evaluation, report).
     """
-    from neurotrans.methods.fitted import FittedMethod
-    from neurotrans.training.fit import Fitter
-    from neurotrans.training.trainer import Trainer, resolve_device, seed_everything
+    from neurotrans.training.distributed import init_distributed
 
     overrides = list(overrides or ())
     if out is not None:
@@ -181,9 +189,24 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
         raise InputError("data.manifest", "the config names no manifest",
                          "pass --set data.manifest=PATH/manifest.tsv")
     try:
-        dev = resolve_device(device)
+        dist = init_distributed(device)
     except ValueError as err:
+        if isinstance(err, InputError):
+            raise
         raise InputError(f"--device {device}", str(err), "use --device cpu or auto") from None
+    try:
+        root = _train(cfg, run, dist, resume=resume, overwrite=overwrite)
+        dist.barrier()  # rank 0 has written the run folder; a group torn down under a busy peer aborts it
+        return root
+    finally:
+        dist.close()
+
+
+def _train(cfg: Config, run: RunFolder, dist: Any, *, resume: bool, overwrite: bool) -> Path:
+    from neurotrans.methods.fitted import FittedMethod
+    from neurotrans.training.fit import Fitter
+    from neurotrans.training.trainer import Trainer, seed_everything
+
     if resume and run.config_yaml.is_file():
         saved = load_config(run.config_yaml)
         if saved.to_dict() | {"trainer": None} != cfg.to_dict() | {"trainer": None}:
@@ -191,11 +214,22 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
                              "resume with the same config and overrides (only trainer settings may change)")
     seed_everything(cfg.trainer.seed, cfg.trainer.deterministic)  # once, before the networks are initialised
     method = build_from_config(cfg)
+    if isinstance(method, FittedMethod) and dist.enabled:
+        raise InputError(f"model.method={cfg.model.method}", f"is fitted in one pass (scikit-learn), not trained by "
+                         f"gradient steps, so it cannot use the {dist.world} processes torchrun started",
+                         "run `neurotrans train` without torchrun")
     manifest = read_manifest(cfg.data.manifest)
-    # one train per run folder: a second one into the same --out stops here, before touching its files
-    with folder_lock(run.lock_file, what="neurotrans train"):
-        _check_run_folder(run, resume, overwrite)
-        data = prepare_training(cfg, manifest, method.size_multiple)  # type: ignore[attr-defined]
+    prep = cfg
+    if dist.enabled and not cfg.data.cache_dir:  # memory maps every process shares, not a cohort copy per process
+        prep = replace(cfg, data=replace(cfg.data, cache_dir=str(run.cache)))
+    with ExitStack() as held:
+        def claim() -> None:  # one train per run folder: a second one into the same --out stops here
+            held.enter_context(folder_lock(run.lock_file, what="neurotrans train"))
+            _check_run_folder(run, resume, overwrite)
+
+        dist.on_main(claim)  # rank 0 alone locks and checks; its refusal stops every process
+        data = prepare_training(prep, manifest, method.size_multiple,  # type: ignore[attr-defined]
+                                share=(dist.rank, dist.world))
         fit_covariates = getattr(method, "fit_covariates", None)
         if fit_covariates is not None and cfg.data.covariates:
             # side information standardised with training statistics, kept in the method's state
@@ -209,16 +243,20 @@ def train_from_config(config: str | Path | Config, overrides: Sequence[str] = ()
         if isinstance(method, FittedMethod):  # fitted on whole volumes in one pass, no gradient steps
             trainer = Fitter(method, data.train, data.val, trainer=cfg.trainer, out=run.root, info=info.to_dict())
         else:
+            dist.offset_rng(cfg.trainer.seed)  # a noise stream per process (data and networks are set)
             trainer = Trainer(method, data.train_sets, data.val_sets, trainer=cfg.trainer,  # type: ignore[assignment]
                               optim=cfg.optim, out=run.root, batch_size=cfg.data.batch_size, info=info.to_dict(),
-                              device=dev, num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory)
+                              device=dist.device, num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory,
+                              dist=dist)
         if resume:
             trainer.resume()
-        run.root.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run.config_yaml, dump_config(cfg))
-        run.write_info(info)
+        if dist.is_main:
+            run.root.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(run.config_yaml, dump_config(cfg))
+            run.write_info(info)
         state = trainer.fit()
-        run.write_info(info, TrainingOutcome(steps=state.step, stopped=state.stopped, best_step=state.best_step,
-                                             best_val=None if state.best_step < 0 else state.best_score,
-                                             monitor=trainer.monitor, train_seconds=state.elapsed_s))
+        if dist.is_main:
+            run.write_info(info, TrainingOutcome(steps=state.step, stopped=state.stopped, best_step=state.best_step,
+                                                 best_val=None if state.best_step < 0 else state.best_score,
+                                                 monitor=trainer.monitor, train_seconds=state.elapsed_s))
     return run.root

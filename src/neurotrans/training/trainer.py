@@ -6,7 +6,8 @@ schedule. Data order is a pure function of (seed, epoch), so a run resumed from 
 checkpoint (weights, optimiser and scaler states, RNG states, epoch and batch
 position) continues exactly where the killed run was, and ends with the same weights.
 The one exception is a time budget (``max_minutes``): where a run stops then depends
-on the clock, not on the data.
+on the clock, not on the data. Under ``torchrun`` the same loop runs in every process, each
+on its share of every batch (:mod:`neurotrans.training.distributed`, the ``dist`` hooks).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from neurotrans.training.checkpoint import (
     load_checkpoint,
     rng_state,
     save_checkpoint,
-    set_rng_state,
 )
+from neurotrans.training.distributed import Dist
 from neurotrans.training.early_stopping import should_stop
 
 OPTIMISERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -56,6 +57,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def set_deterministic(deterministic: bool) -> None:
+    """Ask torch for deterministic kernels (cuDNN, cuBLAS, scatter) where it has them, or stop asking."""
+    if deterministic:
+        # cuBLAS needs this before its first use to be deterministic
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = False if deterministic else torch.backends.cudnn.benchmark
+
+
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed python, numpy and torch; ask torch for deterministic kernels where it has them.
 
@@ -67,10 +77,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
-        # cuBLAS needs this before its first use to be deterministic
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
+        set_deterministic(True)
 
 
 def epoch_batches(sizes: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -98,27 +105,71 @@ def epoch_batches(sizes: Sequence[int], batch_size: int, seed: int, epoch: int) 
     return [batches[i].tolist() for i in order]
 
 
-class EpochBatches(Sampler[list[int]]):
-    """The batches of one epoch from batch ``start`` on: the sampler, not the loader, owns the order.
+class RunBatches(Sampler[list[tuple[int, int]]]):
+    """Every batch of a run from (``epoch``, batch ``start``) on, epoch after epoch, as (epoch, index) pairs.
 
-    Because the order is a pure function of (seed, epoch), a run resumed at batch
-    ``start`` of an epoch sees exactly the batches the killed run would have seen,
-    whatever the number of DataLoader workers.
+    Under ``torchrun`` (``dist`` enabled) each process gets its contiguous share of every
+    global batch, so the processes together see the batches of a single-process run.
+
+    One sampler, hence one DataLoader, for the whole run: worker processes start once and
+    keep prefetching across epoch boundaries (a loader per epoch started them again each
+    epoch, which on a GPU halved the trainer's throughput). Each index travels with its
+    epoch, so :class:`EpochItems` sets the dataset's epoch inside whichever process reads
+    it; the order is still that of :func:`epoch_batches`.
     """
 
-    def __init__(self, sizes: Sequence[int], batch_size: int, seed: int, epoch: int, start: int = 0) -> None:
-        self.batches = epoch_batches(sizes, batch_size, seed, epoch)[start:]
+    def __init__(self, sizes: Sequence[int], batch_size: int, seed: int, epoch: int, start: int = 0,
+                 dist: Dist | None = None) -> None:
+        self.sizes, self.batch_size, self.seed = list(sizes), int(batch_size), int(seed)
+        self.epoch, self.start = int(epoch), int(start)
+        self.dist = dist
 
-    def __iter__(self) -> Iterator[list[int]]:
-        yield from self.batches
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        epoch, start = self.epoch, self.start
+        while True:
+            for batch in epoch_batches(self.sizes, self.batch_size, self.seed, epoch)[start:]:
+                if self.dist is not None and self.dist.enabled:  # this process's share of the global batch
+                    batch = self.dist.shard(batch)
+                yield [(epoch, i) for i in batch]
+            epoch, start = epoch + 1, 0
+
+
+class EpochItems(Dataset):
+    """``datasets`` concatenated, indexed by (epoch, index): the epoch is set where the item is read."""
+
+    def __init__(self, datasets: Sequence[Dataset]) -> None:
+        self.datasets = list(datasets)
+        self.data = ConcatDataset(self.datasets)
+        self.epoch: int | None = None
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return len(self.data)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, i = key
+        if epoch != self.epoch:  # augmentation and sampling draw from (seed, epoch, index)
+            for ds in self.datasets:
+                if hasattr(ds, "set_epoch"):
+                    ds.set_epoch(epoch)
+            self.epoch = epoch
+        return self.data[i]
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Move the tensors of a batch to ``device``."""
+    """Move the tensors of a batch to ``device`` (a no-op for those already there)."""
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """The autocast dtype on ``device``: bfloat16 where the GPU has it, else float16.
+
+    bfloat16 keeps float32's exponent range, so losses and gradients neither overflow
+    nor need a :class:`torch.amp.GradScaler`; float16 (pre-Ampere GPUs) overflows at
+    65504 and keeps the scaler. CPUs train in float32 (``Trainer.amp`` is off there).
+    """
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
 
 
 @dataclass
@@ -158,32 +209,43 @@ class Trainer:
         device: ``auto``, ``cpu`` or ``cuda``.
         num_workers: DataLoader worker processes.
         pin_memory: pinned batches (``None``: on CUDA).
+        dist: this process's place in a data-parallel run (``None``: one process); then
+            ``batch_size`` is the global batch, of which this process trains its shard.
     """
 
     def __init__(self, method: Method, train_sets: Sequence[Dataset], val_sets: Sequence[Dataset], *,
                  trainer: TrainerConfig, optim: OptimConfig, out: str | Path, batch_size: int,
                  info: dict[str, Any] | None = None, device: str | torch.device = "auto", num_workers: int = 0,
-                 pin_memory: bool | None = None) -> None:
+                 pin_memory: bool | None = None, dist: Dist | None = None) -> None:
         if not train_sets or sum(len(d) for d in train_sets) == 0:
             raise ValueError("no training samples (check the split and the masks)")
         self.cfg = trainer
+        # the config's promise holds for every Trainer, not only for runs started by train_from_config
+        set_deterministic(trainer.deterministic)
         self.optim_cfg = optim
         self.out = Path(out)
         self.batch_size = int(batch_size)
         self.info = dict(info or {})
         self.device = resolve_device(device)
-        self.method = method.to(self.device)
+        self.dist = dist or Dist(device=self.device)
+        self.method = self.dist.prepare_method(method.to(self.device))
         self.monitor = self._monitor()
         self.train_sets = list(train_sets)
         self.train_data = ConcatDataset(self.train_sets)
         self.sizes = [len(d) for d in train_sets]
+        self.dist.check_batches(min(self.batch_size, *(n for n in self.sizes if n > 0)))
+        self.loss_weight = 1.0  # this process's share of the current global batch (see Dist.loss_weight)
+        self._batch_lengths: tuple[int, list[int]] = (-1, [])  # (epoch, its global batches' lengths)
         self.val_sets = list(val_sets)
         self.num_workers = int(num_workers)
         self.pin_memory = self.device.type == "cuda" if pin_memory is None else bool(pin_memory)
         self.optimisers = self._build_optimisers()
         self.optimisers = accel.prepare(self.method, self.optimisers, trainer, self.device)  # speed switches
-        self.amp = bool(trainer.amp and self.device.type == "cuda")
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.amp = bool(trainer.amp and self.device.type == "cuda" and method.mixed_precision)
+        self.amp_dtype = amp_dtype(self.device)
+        # loss scaling only where float16 could underflow the gradients
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
+        self._pending: list[tuple[int, str, torch.Tensor]] = []  # losses not yet checked for finiteness
         self.state = TrainState()
         self.ckpt_dir = self.out / "checkpoints"
         self.log_path = self.out / "log.jsonl"
@@ -225,18 +287,25 @@ class Trainer:
             "info": self.info,
             "method_state": {k: v.detach().cpu() for k, v in self.method.state_dict().items()},
             "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()},
-            "scaler": self.scaler.state_dict() if self.amp else {},
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "trainer": self.state.to_dict(),
             "rng": rng_state(),
+            **self.dist.rank_states(self.method),
         }
 
     def save(self, name: str) -> Path:
-        return save_checkpoint(self.ckpt_dir / f"{name}.pt", self.checkpoint_payload())
+        """Write ``checkpoints/NAME.pt`` (rank 0; every process must call it: it gathers their states)."""
+        self.check_finite()  # never a checkpoint of diverged weights
+        payload = self.checkpoint_payload()
+        path = self.ckpt_dir / f"{name}.pt"
+        return save_checkpoint(path, payload) if self.dist.is_main else path
 
     def resume(self, path: str | Path | None = None) -> None:
         """Continue from a checkpoint (default ``out/checkpoints/last.pt``)."""
         path = Path(path or self.ckpt_dir / "last.pt")
-        ckpt = load_checkpoint(path, map_location=self.device)
+        # onto the CPU: load_state_dict copies weights and optimiser moments to where the parameters
+        # live, and RNG states must stay CPU byte tensors (a CUDA map broke every resume on GPUs)
+        ckpt = load_checkpoint(path, map_location="cpu")
         fix = ("resume only from the last.pt this run folder's own training wrote; to train this config anew, "
                "pass --overwrite instead of --resume")
         theirs, mine = (ckpt.get("info") or {}).get("method"), self.info.get("method")
@@ -246,7 +315,7 @@ class Trainer:
             self.method.load_state_dict(ckpt["method_state"])
             for name, opt in self.optimisers.items():
                 opt.load_state_dict(ckpt["optimisers"][name])
-            if self.amp and ckpt["scaler"]:
+            if self.scaler.is_enabled() and ckpt["scaler"]:
                 self.scaler.load_state_dict(ckpt["scaler"])
             self.state = TrainState(**ckpt["trainer"])
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
@@ -255,11 +324,15 @@ class Trainer:
                              fix) from None
         if not self.state.stopped.startswith("early stopping"):
             self.state.stopped = ""  # a finished or timed-out run continues if the new limits allow more
-        set_rng_state(ckpt["rng"])
-        self._truncate_log(self.state.step)
+        self.dist.load_rank_state(self.method, ckpt)
+        self.dist.restore_rng(ckpt, self.cfg.seed)
+        if self.dist.is_main:
+            self._truncate_log(self.state.step)
 
     # ---------------------------------------------------------------- logging
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
         self.out.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "a") as fh:
             fh.write(json.dumps(record, allow_nan=True) + "\n")
@@ -280,7 +353,7 @@ class Trainer:
 
     def write_csv(self) -> Path | None:
         """``log.csv``: the JSONL log as a table (one row per record)."""
-        if not self.log_path.is_file():
+        if not self.dist.is_main or not self.log_path.is_file():
             return None
         import pandas as pd
 
@@ -290,52 +363,93 @@ class Trainer:
         return path
 
     # ---------------------------------------------------------------- loop
-    def train_iteration(self, batch: dict[str, Any]) -> dict[str, float]:
-        """One batch: every group of the method's schedule takes one optimiser step."""
-        self.method.train()
-        logs: dict[str, float] = {}
+    def train_iteration(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One batch: every group of the method's schedule takes one optimiser step.
+
+        Returns the step's logged values as detached tensors, still on the device:
+        reading them (``float``) waits for the GPU, so the loop does it only on logging
+        steps. For the same reason the losses' finiteness is checked in bulk by
+        :meth:`check_finite`, before anything is logged, validated or saved.
+        """
+        if not self.method.training:  # after validation; a walk over every module each step cost ~3 % on a GPU
+            self.method.train()
+        batch = to_device(batch, self.device)
+        logs: dict[str, torch.Tensor] = {}
         for group in self.method.schedule(self.state.step):
             opt = self.optimisers[group]
             opt.zero_grad(set_to_none=True)
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 out = self.method.training_step(batch, group)
             loss = out["loss"]
-            if not torch.isfinite(loss):
-                # deterministic training diverges again from the same checkpoint: --resume is no fix
-                raise InputError(f"step {self.state.step}", f"the {group} loss became {float(loss.detach())} (training "
-                                 f"diverged)", f"lower optim.lr (now {self.optim_cfg.lr:g}) or check the inputs' "
-                                 "normalisation, then start again with --overwrite (resuming would diverge the same way)")
-            self.scaler.scale(loss).backward()
+            self._pending.append((self.state.step, group, loss.detach()))
+            if len(self._pending) >= 512:  # a caller that never logs (a benchmark) still gets checked
+                self.check_finite()
+            self.scaler.scale(loss if self.loss_weight == 1.0 else loss * self.loss_weight).backward()
+            self.dist.average_gradients([p for g in opt.param_groups for p in g["params"]])
             self.scaler.step(opt)
             for key, value in out.items():
-                logs[f"{group}/{key}"] = float(value.detach()) if torch.is_tensor(value) else float(value)
+                logs[f"{group}/{key}"] = value.detach() if torch.is_tensor(value) else torch.tensor(float(value))
         self.scaler.update()
         return logs
 
-    def _loader(self, dataset: Dataset, batch_sampler: Sampler[list[int]], seed: int = 0) -> DataLoader:
+    def check_finite(self) -> None:
+        """Raise if a loss since the last check was NaN or infinite (one device sync for all of them)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        finite = torch.isfinite(torch.stack([loss.float().reshape(()) for _, _, loss in pending]))
+        finite = self.dist.all_finite(finite).cpu()  # every process raises, none waits for the others
+        if bool(finite.all()):
+            return
+        step, group, loss = pending[int((~finite).nonzero()[0])]
+        value = float(loss) if not math.isfinite(float(loss)) else "non-finite in another process"
+        # deterministic training diverges again from the same checkpoint: --resume is no fix
+        raise InputError(f"step {step}", f"the {group} loss became {value} (training diverged)",
+                         f"lower optim.lr (now {self.optim_cfg.lr:g}) or check the inputs' normalisation, then "
+                         "start again with --overwrite (resuming would diverge the same way)")
+
+    def _loader(self, dataset: Dataset, batch_sampler: Sampler[Any] | Sequence[list[int]], seed: int = 0
+                ) -> DataLoader:
         # a loader's own generator: one drawing its workers' base seed from torch's global RNG
         # would shift the stream that dropout and latent noise use, and a resumed run would diverge
-        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=self.num_workers,
+        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=self.num_workers,  # type: ignore[arg-type]
                           pin_memory=self.pin_memory, collate_fn=default_collate,
-                          generator=torch.Generator().manual_seed(seed))
+                          generator=torch.Generator().manual_seed(seed),
+                          prefetch_factor=4 if self.num_workers else None)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Pooled validation metrics over all validation samples (the method's typed sums)."""
+        """Pooled validation metrics over all validation samples (the method's typed sums).
+
+        In a data-parallel run each process validates every ``world``-th batch and the sums
+        are pooled over the processes, so every process gets the same metrics.
+        """
         self.method.eval()
         total = None
         for ds in self.val_sets:
             order = [list(range(i, min(len(ds), i + self.batch_size))) for i in range(0, len(ds), self.batch_size)]
+            order = order[self.dist.rank::self.dist.world]
             for batch in self._loader(ds, order):  # type: ignore[arg-type]
-                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                     part = self.method.validation_step(to_device(batch, self.device))
                 total = part if total is None else total + part
+        total = self.dist.pooled(total)
         return {} if total is None else total.metrics()
+
+    def _loss_weight(self, epoch: int, k: int) -> float:
+        """This process's weight for batch ``k`` of ``epoch`` (1 in a single process; see ``Dist.loss_weight``)."""
+        if not self.dist.enabled:
+            return 1.0
+        if self._batch_lengths[0] != epoch:
+            self._batch_lengths = (epoch, [len(b) for b in epoch_batches(self.sizes, self.batch_size,
+                                                                           self.cfg.seed, epoch)])
+        return self.dist.loss_weight(self._batch_lengths[1][k])
 
     def _out_of_budget(self, started: float) -> bool:
         if self.cfg.max_minutes is None:
             return False
-        return self.state.elapsed_s + (time.monotonic() - started) >= 60.0 * self.cfg.max_minutes
+        # one clock per process: all stop at the same step once one of them is out of time
+        return self.dist.any(self.state.elapsed_s + (time.monotonic() - started) >= 60.0 * self.cfg.max_minutes)
 
     def _finished(self) -> bool:
         s = self.state
@@ -343,6 +457,7 @@ class Trainer:
                 or (self.cfg.max_epochs > 0 and s.epoch >= self.cfg.max_epochs))
 
     def _after_validation(self) -> None:
+        self.check_finite()
         metrics = self.validate()
         score = float(metrics[self.monitor])
         self.state.val_history.append(score)
@@ -365,40 +480,42 @@ class Trainer:
             raise ValueError("set trainer.max_steps, trainer.max_epochs or a time budget: this run would not end")
         started = time.monotonic()
         total = self.cfg.max_steps if self.cfg.max_steps > 0 else None
-        bar = tqdm(total=total, initial=self.state.step, disable=not self.cfg.progress, desc="train",
-                   dynamic_ncols=True)
+        bar = tqdm(total=total, initial=self.state.step, disable=not (self.cfg.progress and self.dist.is_main),
+                   desc="train", dynamic_ncols=True)
         s = self.state
+        per_epoch = len(epoch_batches(self.sizes, self.batch_size, self.cfg.seed, 0))  # the same every epoch
+        if s.batch_in_epoch >= per_epoch:  # a checkpoint of an epoch's last batch: continue with the next epoch
+            s.epoch, s.batch_in_epoch = s.epoch + 1, 0
+        sampler = RunBatches(self.sizes, self.batch_size, self.cfg.seed, s.epoch, s.batch_in_epoch, self.dist)
         try:
-            while not self._finished() and not s.stopped:
-                for ds in self.train_sets:
-                    if hasattr(ds, "set_epoch"):
-                        ds.set_epoch(s.epoch)
-                sampler = EpochBatches(self.sizes, self.batch_size, self.cfg.seed, s.epoch, s.batch_in_epoch)
-                for batch in self._loader(self.train_data, sampler, seed=self.cfg.seed * 1_000_003 + s.epoch):
+            if not self._finished() and not s.stopped:
+                for batch in self._loader(EpochItems(self.train_sets), sampler,
+                                          seed=self.cfg.seed * 1_000_003 + s.epoch):
+                    self.loss_weight = self._loss_weight(s.epoch, s.batch_in_epoch)
                     if self._out_of_budget(started):
                         s.stopped = f"time budget of {self.cfg.max_minutes} min reached at step {s.step}"
                         break
-                    logs = self.train_iteration(to_device(batch, self.device))
+                    logs = self.train_iteration(batch)
                     s.step += 1
                     s.batch_in_epoch += 1
                     bar.update(1)
-                    if s.step % self.cfg.log_every == 0 or s.step == 1:
-                        bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in logs.items()
+                    if s.step % self.cfg.log_every == 0 or s.step == 1:  # the only host sync of a step
+                        self.check_finite()
+                        values = {k: float(v) for k, v in self.dist.mean_logs(logs, self.loss_weight).items()}
+                        bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in values.items()
                                          if k.endswith("loss")})
-                        self._log({"step": s.step, "epoch": s.epoch, "kind": "train", **logs})
+                        self._log({"step": s.step, "epoch": s.epoch, "kind": "train", **values})
                     if self.val_sets and s.step % self.cfg.val_every == 0:
                         self._after_validation()
                     if s.step % self.cfg.checkpoint_every == 0:
                         s.elapsed_s += time.monotonic() - started
                         started = time.monotonic()
                         self.save("last")
+                    if s.batch_in_epoch == per_epoch:  # the epoch's last batch: the next one starts epoch + 1
+                        s.epoch += 1
+                        s.batch_in_epoch = 0
                     if self._finished() or s.stopped:
                         break
-                else:
-                    s.epoch += 1
-                    s.batch_in_epoch = 0
-                    continue
-                break
         finally:
             bar.close()
         s.elapsed_s += time.monotonic() - started

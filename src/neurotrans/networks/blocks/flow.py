@@ -17,6 +17,7 @@ import torch.nn.functional as nnf
 from torch import nn
 
 from neurotrans.networks.layers import factories as F
+from neurotrans.networks.layers.sync_norm import global_mean_std, world_size
 
 COUPLING_SCALES = ("sigmoid", "exp")
 
@@ -53,7 +54,8 @@ class ActNorm(nn.Module):
     """Per-channel affine ``y = (x + bias) * exp(logs)``, initialised from the first batch.
 
     The first training forward sets bias/logs so that the output has zero mean and unit
-    variance per channel (data-dependent init, Glow).
+    variance per channel (data-dependent init, Glow); under data-parallel training the
+    statistics are those of the whole batch across processes.
 
     Shapes: (B, C, H, W[, D]) -> (B, C, H, W[, D]); logdet = H W [D] * sum(logs).
 
@@ -68,18 +70,36 @@ class ActNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(shape))
         self.logs = nn.Parameter(torch.zeros(shape))
         self.register_buffer("initialized", torch.tensor(False))
+        # the buffer mirrored on the host: reading a CUDA buffer in every forward would stop the
+        # CPU until the GPU catches up, once per actnorm per step
+        self._known_initialized = False
+
+    @property
+    def is_initialized(self) -> bool:
+        """Whether the data-dependent initialisation has run (reads the buffer once per load)."""
+        if not self._known_initialized:
+            self._known_initialized = bool(self.initialized)
+        return self._known_initialized
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super()._load_from_state_dict(*args, **kwargs)
+        self._known_initialized = False  # the loaded buffer decides again
 
     @torch.no_grad()
     def _init(self, x: torch.Tensor) -> None:
         dims = [0, *range(2, x.dim())]
-        mean = x.mean(dim=dims, keepdim=True)
-        std = x.std(dim=dims, keepdim=True)
+        if world_size() > 1:  # data-parallel: the statistics of the whole batch, so every process starts alike
+            mean, std = global_mean_std(x, dims)
+        else:
+            mean = x.mean(dim=dims, keepdim=True)
+            std = x.std(dim=dims, keepdim=True)
         self.bias.copy_(-mean)
         self.logs.copy_(-torch.log(std + 1e-6))
         self.initialized.fill_(True)
+        self._known_initialized = True
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.training and not bool(self.initialized):
+        if self.training and not self.is_initialized:
             self._init(x)
         n_pos = math.prod(x.shape[2:])
         logdet = (n_pos * self.logs.sum()).expand(x.shape[0])

@@ -103,7 +103,7 @@ class Glow(nn.Module):
     @property
     def initialized(self) -> bool:
         """Whether every actnorm has had its data-dependent initialisation."""
-        return all(bool(step.actnorm.initialized) for level in self.levels for step in level)
+        return all(step.actnorm.is_initialized for level in self.levels for step in level)
 
     def latent_shapes(self, size: Sequence[int]) -> list[tuple[int, ...]]:
         """Shapes (C_l, *spatial_l) of the latents for an input of spatial ``size``."""
@@ -122,7 +122,7 @@ class Glow(nn.Module):
         # the first (initialising) call runs plainly: actnorm's in-place init must not be
         # replayed by the recomputation
         if (self.checkpointing and self.training and torch.is_grad_enabled()
-                and bool(step.actnorm.initialized)):  # fmt: skip
+                and step.actnorm.is_initialized):  # fmt: skip
             return checkpoint(step, h, use_reentrant=False)
         return step(h)
 
