@@ -171,7 +171,7 @@ def _trainer(out, steps: int, side: bool = False, seed: int = 0, device: str = "
 def test_a_seeded_short_run_lowers_the_nll_through_the_trainer(tmp_path, side, device):
     trainer = _trainer(tmp_path, 24, side, device=device)
     assert not trainer.method.flow.initialized
-    trainer.train_iteration(next(iter(trainer._loader(trainer.train_data, [[0, 1]]))))
+    trainer.train_iteration(next(iter(trainer._loader(trainer.train_data, [[(0, 0), (0, 1)]]))))
     assert trainer.method.flow.initialized  # actnorm initialised on the first training batch
     before = trainer.validate()
     trainer.fit()

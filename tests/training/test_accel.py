@@ -73,21 +73,15 @@ def test_auto_resolves_as_measured():
     assert accel.resolve(TrainerConfig(cpu_bf16=True), CPU, mixed_precision=False)["cpu_bf16"] is False  # flows
 
 
-def test_fused_keeps_groups_and_hyper_parameters():
-    w, b = torch.nn.Parameter(torch.randn(3, 2)), torch.nn.Parameter(torch.zeros(3))
-    opt = torch.optim.AdamW([{"params": [w]}, {"params": [b], "lr": 1e-3}], lr=2e-4, betas=(0.5, 0.9),
-                            weight_decay=0.1)
-    new = accel.fused(opt)
-    assert new.defaults["fused"] and all(g["fused"] for g in new.param_groups)
-    assert [g["params"] for g in new.param_groups] == [[w], [b]]
-    assert [g["lr"] for g in new.param_groups] == [2e-4, 1e-3]
-    assert all(g["betas"] == (0.5, 0.9) and g["weight_decay"] == 0.1 for g in new.param_groups)
-    adamax = torch.optim.Adamax([w])
-    assert accel.fused(adamax) is adamax  # no fused kernel: kept
-    w.grad = torch.ones_like(w)
-    opt.step()
-    with pytest.raises(ValueError, match="already stepped"):
-        accel.fused(opt)
+def test_the_trainer_builds_fused_optimisers_with_the_groups_hyper_parameters(tmp_path):
+    trainer = _train({**OFF, "fused_optimiser": True}, tmp_path, steps=0)
+    for opt in trainer.optimisers.values():  # pix2pix: D and G, Adam(2e-4, (0.5, 0.999))
+        assert opt.defaults["fused"] and all(g["fused"] for g in opt.param_groups)
+        assert all(g["lr"] == 2e-4 and g["betas"] == (0.5, 0.999) for g in opt.param_groups)
+    assert not any(o.defaults.get("fused") for o in _train(OFF, tmp_path / "off", steps=0).optimisers.values())
+    cfg = TrainerConfig(fused_optimiser=True)
+    assert accel.fused_kwargs(torch.optim.Adamax, cfg, CPU) == {}  # no fused kernel: plain
+    assert accel.fused_kwargs(torch.optim.AdamW, cfg, CPU) == {"fused": True}
 
 
 @pytest.mark.parametrize("switches", [{"fused_optimiser": True}, {"channels_last": True},

@@ -1,7 +1,7 @@
 """Speed switches of the trainer: fused optimisers, bf16 on CPU, channels_last, torch.compile.
 
-:func:`prepare` applies the ``trainer`` config's switches once, before the first step, to a
-method's networks and to the optimisers built for them. None of them renames, reshapes or
+:func:`prepare` applies the ``trainer`` config's network switches once, before the first
+step; the trainer builds its optimisers fused when asked (:func:`fused_kwargs`). None of them renames, reshapes or
 re-types a parameter, so a checkpoint is the same whatever the switches (``state_dict`` keys
 never gain ``_orig_mod.``; a run may be resumed with other settings), and a run resumed with
 the same settings ends with the same weights. ``"auto"`` turns on only what was measured to
@@ -67,16 +67,14 @@ def resolve(cfg: TrainerConfig, device: torch.device, mixed_precision: bool = Tr
     }
 
 
-def prepare(method: Method, optimisers: dict[str, torch.optim.Optimizer], cfg: TrainerConfig,
-            device: torch.device) -> dict[str, torch.optim.Optimizer]:
-    """Apply the switches to ``method`` (in place) and return the optimisers to train with.
+def prepare(method: Method, cfg: TrainerConfig, device: torch.device) -> None:
+    """Apply the network switches to ``method`` in place (before the first step).
 
-    Call it before the first step and before loading a checkpoint: fused optimisers are
-    rebuilt over the same parameters (empty state, same hyper-parameters).
+    The optimiser switch is not applied here: the trainer builds its optimisers fused from
+    the start (:func:`fused_kwargs`).
 
     Args:
         method: the method, already on ``device``.
-        optimisers: group name -> optimiser over the method's parameters.
         cfg: the trainer config carrying the switches.
         device: the training device.
     """
@@ -88,9 +86,13 @@ def prepare(method: Method, optimisers: dict[str, torch.optim.Optimizer], cfg: T
             autocast_forward(net, "cpu", torch.bfloat16)
         if on["compile"]:
             net.compile()
-    if on["fused_optimiser"]:
-        optimisers = {name: fused(opt) for name, opt in optimisers.items()}
-    return optimisers
+
+
+def fused_kwargs(optimiser: type[torch.optim.Optimizer], cfg: TrainerConfig, device: torch.device) -> dict[str, bool]:
+    """``{"fused": True}`` when the switch is on and ``optimiser`` has a fused kernel, else ``{}``."""
+    if resolve(cfg, device)["fused_optimiser"] and "fused" in inspect.signature(optimiser).parameters:
+        return {"fused": True}
+    return {}
 
 
 def channels_last(net: nn.Module) -> nn.Module:
@@ -152,19 +154,3 @@ def autocast_forward(net: nn.Module, device_type: str, dtype: torch.dtype) -> nn
     net.register_forward_pre_hook(hooks.enter)
     net.register_forward_hook(hooks.exit, always_call=True)
     return net
-
-
-def fused(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """The same optimiser rebuilt with ``fused=True`` where its class has a fused kernel.
-
-    Only for an optimiser that has not stepped yet (its state would be lost).
-    """
-    accepts = inspect.signature(type(opt)).parameters
-    if "fused" not in accepts or opt.defaults.get("fused"):
-        return opt
-    if opt.state:
-        raise ValueError("fused(): the optimiser has already stepped; rebuild it before training")
-    skip = ("fused", "foreach")
-    groups = [{k: v for k, v in g.items() if k not in skip} for g in opt.param_groups]
-    defaults = {k: v for k, v in opt.defaults.items() if k in accepts and k not in skip}
-    return type(opt)(groups, **defaults, fused=True)

@@ -62,8 +62,8 @@ def set_deterministic(deterministic: bool) -> None:
     if deterministic:
         # cuBLAS needs this before its first use to be deterministic
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    torch.backends.cudnn.benchmark = False if deterministic else torch.backends.cudnn.benchmark
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -231,7 +231,7 @@ class Trainer:
         self.method = self.dist.prepare_method(method.to(self.device))
         self.monitor = self._monitor()
         self.train_sets = list(train_sets)
-        self.train_data = ConcatDataset(self.train_sets)
+        self.train_data = EpochItems(self.train_sets)  # what the run's loader reads, by (epoch, index)
         self.sizes = [len(d) for d in train_sets]
         self.dist.check_batches(min(self.batch_size, *(n for n in self.sizes if n > 0)))
         self.loss_weight = 1.0  # this process's share of the current global batch (see Dist.loss_weight)
@@ -239,8 +239,8 @@ class Trainer:
         self.val_sets = list(val_sets)
         self.num_workers = int(num_workers)
         self.pin_memory = self.device.type == "cuda" if pin_memory is None else bool(pin_memory)
+        accel.prepare(self.method, trainer, self.device)  # speed switches of the networks
         self.optimisers = self._build_optimisers()
-        self.optimisers = accel.prepare(self.method, self.optimisers, trainer, self.device)  # speed switches
         self.amp = bool(trainer.amp and self.device.type == "cuda" and method.mixed_precision)
         self.amp_dtype = amp_dtype(self.device)
         # loss scaling only where float16 could underflow the gradients
@@ -271,7 +271,9 @@ class Trainer:
                 hp["momentum"] = cfg.momentum
             else:
                 hp["betas"] = tuple(cfg.betas)
-            optimisers[name] = OPTIMISERS[cfg.name](params, **{**hp, **group.hparams})
+            kind = OPTIMISERS[cfg.name]
+            optimisers[name] = kind(params, **{**hp, **group.hparams,
+                                               **accel.fused_kwargs(kind, self.cfg, self.device)})
         unknown = set(cfg.group_lr) - set(optimisers)
         if unknown:
             raise ValueError(f"optim.group_lr names groups {sorted(unknown)}; the method has {sorted(optimisers)}")
@@ -489,7 +491,7 @@ class Trainer:
         sampler = RunBatches(self.sizes, self.batch_size, self.cfg.seed, s.epoch, s.batch_in_epoch, self.dist)
         try:
             if not self._finished() and not s.stopped:
-                for batch in self._loader(EpochItems(self.train_sets), sampler,
+                for batch in self._loader(self.train_data, sampler,
                                           seed=self.cfg.seed * 1_000_003 + s.epoch):
                     self.loss_weight = self._loss_weight(s.epoch, s.batch_in_epoch)
                     if self._out_of_budget(started):
