@@ -61,12 +61,13 @@ LOG_PROB_CASES = [(*case, top) for case in CASES for top in ((False, True) if ca
 LOG_PROB_IDS = [f"{sd}d-{len(k)}side-top_mri={top}" for sd, _, k, top in LOG_PROB_CASES]
 
 
+@pytest.mark.parametrize("cohort_prior", [False, True], ids=["zero_prior", "cohort_prior"])
 @pytest.mark.parametrize(("spatial_dims", "size", "kinds", "top_uses_mri"), LOG_PROB_CASES, ids=LOG_PROB_IDS)
 def test_log_prob_equals_gaussians_plus_autograd_jacobians(
-    perturb, spatial_dims, size, kinds, top_uses_mri
+    perturb, spatial_dims, size, kinds, top_uses_mri, cohort_prior
 ):
     model = ready_model(perturb, spatial_dims, size, kinds=kinds, dtype=torch.double,
-                        top_uses_mri_with_side=top_uses_mri)  # fmt: skip
+                        top_uses_mri_with_side=top_uses_mri, cohort_prior=cohort_prior)  # fmt: skip
     g = torch.Generator().manual_seed(5)
     x_mri = torch.rand(1, 1, *size, generator=g, dtype=torch.double)
     x_pet = torch.rand(1, 1, *size, generator=g, dtype=torch.double)
@@ -97,11 +98,12 @@ def test_log_prob_equals_gaussians_plus_autograd_jacobians(
     )
 
 
+@pytest.mark.parametrize("cohort_prior", [False, True], ids=["zero_prior", "cohort_prior"])
 @pytest.mark.parametrize(("spatial_dims", "size", "kinds"), CASES, ids=IDS)
 def test_both_flows_invert_and_decoding_the_point_prediction_gives_the_conditional_means(
-    perturb, spatial_dims, size, kinds
+    perturb, spatial_dims, size, kinds, cohort_prior
 ):
-    model = ready_model(perturb, spatial_dims, size, kinds=kinds)
+    model = ready_model(perturb, spatial_dims, size, kinds=kinds, cohort_prior=cohort_prior)
     g = torch.Generator().manual_seed(2)
     x_mri = torch.rand(2, 1, *size, generator=g)
     side = make_side(kinds, 2, seed=4)
@@ -311,3 +313,54 @@ def test_relation_net_and_side_head_shapes_and_starting_point():
     pred, target = torch.tensor([[0.5, 2.0]]), torch.tensor([[1.5, 1.0]])
     expected = (1.0 + torch.nn.functional.softplus(torch.tensor(-2.0))) / 2  # BCE(2, 1)
     torch.testing.assert_close(side_loss(pred, target, ("continuous", "binary")), expected)
+
+
+def test_latent_mean_averages_then_follows_at_its_momentum_and_reloads_its_shape():
+    from neurotrans.networks.blocks import LatentMean
+
+    v = [torch.full((2, 3, 2, 2), float(k)) + torch.arange(3.0).view(1, 3, 1, 1) for k in (1, 2, 6)]
+    plain, fast = LatentMean(), LatentMean(momentum=0.5)
+    for x in v:
+        plain.update(x)
+        fast.update(x)
+    base = torch.arange(3.0).view(3, 1, 1).expand(3, 2, 2)
+    torch.testing.assert_close(plain.mean, base + 3.0)  # weights 1, 1/2, 1/3: the plain average of 1, 2, 6
+    torch.testing.assert_close(fast.mean, base + 3.75)  # 1 -> 1.5 -> 1.5 + 0.5 * (6 - 1.5)
+    assert int(plain.count) == 3
+    fresh = LatentMean()
+    fresh.load_state_dict(plain.state_dict())  # the shape comes from the checkpoint
+    assert torch.equal(fresh.mean, plain.mean) and fresh.ready
+    with pytest.raises(ValueError, match="padded size"):
+        fresh.update(torch.zeros(1, 3, 4, 4))
+    with pytest.raises(ValueError, match="momentum"):
+        LatentMean(momentum=0.0)
+
+
+def test_cohort_prior_starts_the_point_prediction_at_the_cohorts_mean_latents():
+    torch.manual_seed(0)
+    model = DualGlow(3, cohort_prior=True, **TINY).train()
+    assert not model.initialized
+    g = torch.Generator().manual_seed(1)
+    batches = [(torch.rand(2, 1, 4, 4, 4, generator=g), torch.rand(2, 1, 4, 4, 4, generator=g)) for _ in range(2)]
+    latents = []
+    for x_mri, x_pet in batches:
+        model(x_mri, x_pet, quant_step=1 / 256, noise=False)
+        with torch.no_grad():
+            latents.append(model.pet_flow(x_pet)[0])
+    assert model.initialized
+    for level, m in enumerate(model.pet_means):  # the average of the two batch means
+        expected = (latents[0][level].mean(0) + latents[1][level].mean(0)) / 2
+        torch.testing.assert_close(m.mean, expected, rtol=0, atol=1e-6)
+    model.eval()
+    before = [m.mean.clone() for m in model.pet_means]
+    model(*batches[0], quant_step=1 / 256)  # evaluation leaves the cohort means alone
+    assert all(torch.equal(a, m.mean) for a, m in zip(before, model.pet_means, strict=True))
+    # the relation nets start at zero, so temperature 0 decodes the cohort's mean latents
+    x_mri = batches[0][0]
+    expected = model.pet_flow.inverse([m.mean.expand(2, *m.mean.shape) for m in model.pet_means])
+    torch.testing.assert_close(model.sample(x_mri, 0.0), expected, rtol=0, atol=1e-6)
+    clone = DualGlow(3, cohort_prior=True, **TINY)
+    clone.load_state_dict(model.state_dict())
+    torch.testing.assert_close(clone.eval().sample(x_mri, 0.0), model.sample(x_mri, 0.0), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="padded size"):
+        model.sample(torch.rand(1, 1, 8, 4, 4), 0.0)

@@ -34,6 +34,8 @@ def _layers(spatial_dims: int):
         (InvertibleConv(spatial_dims, 4), 4, 0),
         (AffineCoupling(spatial_dims, 4, hidden=6), 4, 0),
         (AffineCoupling(spatial_dims, 5, hidden=6, scale="exp"), 5, 0),
+        (AffineCoupling(spatial_dims, 5, hidden=6, scale="additive"), 5, 0),
+        (AffineCoupling(spatial_dims, 4, hidden=6, scale="additive", cond_channels=2), 4, 2),
         (AffineCoupling(spatial_dims, 4, hidden=6, cond_channels=2), 4, 2),
         (FlowStep(spatial_dims, 4, hidden=6), 4, 0),
     ]
@@ -91,6 +93,10 @@ def test_coupling_starts_as_identity_and_checks_arguments():
     # zero-initialised last conv: scale sigmoid(2), shift 0 on the second half
     torch.testing.assert_close(y[:, :2], x[:, :2])
     torch.testing.assert_close(y[:, 2:], x[:, 2:] * torch.sigmoid(torch.tensor(2.0)))
+    additive = AffineCoupling(2, 4, hidden=4, scale="additive")
+    y, logdet = additive(x)  # scale fixed at 1: the identity, volume preserving
+    torch.testing.assert_close(y, x)
+    assert torch.equal(logdet, torch.zeros(2))
     with pytest.raises(ValueError):
         AffineCoupling(2, 1)
     with pytest.raises(ValueError):

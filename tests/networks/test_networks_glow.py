@@ -23,6 +23,7 @@ CASES = [
     (3, 2, (4, 8, 4), dict(levels=2, steps=3, hidden=6, scale="sigmoid")),
     (2, 1, (16, 8), dict(levels=3, steps=2, hidden=8, scale="exp")),
     (2, 3, (8, 8), dict(levels=1, steps=2, hidden=4, scale="sigmoid")),
+    (3, 1, (8, 8, 8), dict(levels=2, steps=2, hidden=8, scale="additive")),
 ]
 IDS = [f"{sd}d-c{c}-L{kw['levels']}-{kw['scale']}" for sd, c, _, kw in CASES]
 
@@ -53,6 +54,7 @@ def test_paper_latent_shapes_in_3d():
     (3, 1, (4, 4, 4), dict(levels=2, steps=2, hidden=4, scale="exp")),
     (2, 2, (4, 4), dict(levels=2, steps=2, hidden=4, scale="sigmoid")),
     (2, 1, (8, 4), dict(levels=2, steps=1, hidden=4, scale="exp")),
+    (3, 1, (4, 4, 4), dict(levels=2, steps=2, hidden=4, scale="additive")),
 ])  # fmt: skip
 def test_logdet_equals_the_autograd_jacobian(perturb, spatial_dims, channels, size, kwargs):
     glow = ready_glow(perturb, spatial_dims, channels, size, dtype=torch.double, **kwargs)

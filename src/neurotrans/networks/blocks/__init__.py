@@ -13,7 +13,13 @@ from neurotrans.networks.blocks.flow import (
     squeeze,
     unsqueeze,
 )
-from neurotrans.networks.blocks.latent_heads import SIDE_KINDS, RelationNet, SideHead, side_loss
+from neurotrans.networks.blocks.latent_heads import (
+    SIDE_KINDS,
+    LatentMean,
+    RelationNet,
+    SideHead,
+    side_loss,
+)
 from neurotrans.networks.blocks.residual import ResDown, ResUp
 from neurotrans.networks.blocks.resnet import ResnetBlock, padded_conv
 from neurotrans.networks.blocks.sampling import DOWNSAMPLE, DecoderBlock, Downsample, EncoderBlock
@@ -21,5 +27,5 @@ from neurotrans.networks.blocks.sampling import DOWNSAMPLE, DecoderBlock, Downsa
 __all__ = [
     "DOWNSAMPLE", "ConvBlock", "DecoderBlock", "Downsample", "EncoderBlock", "ResDown", "ResUp",
     "ResidualBlock", "SelfAttention", "ActNorm", "AffineCoupling", "FlowStep", "InvertibleConv",
-    "squeeze", "unsqueeze", "ResnetBlock", "padded_conv", "SIDE_KINDS", "RelationNet", "SideHead", "side_loss",
+    "squeeze", "unsqueeze", "ResnetBlock", "padded_conv", "SIDE_KINDS", "LatentMean", "RelationNet", "SideHead", "side_loss",
 ]  # fmt: skip

@@ -19,7 +19,9 @@ from torch import nn
 from neurotrans.networks.layers import factories as F
 from neurotrans.networks.layers.sync_norm import global_mean_std, world_size
 
-COUPLING_SCALES = ("sigmoid", "exp")
+# "additive": scale 1 (NICE; Glow's additive coupling, Kingma & Dhariwal 2018 Sec. 3.3): no
+# division on the way back, so decoding a latent that lies off the data (a prior mean) stays bounded
+COUPLING_SCALES = ("sigmoid", "exp", "additive")
 
 
 def squeeze(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
@@ -156,7 +158,9 @@ class AffineCoupling(nn.Module):
     """Affine coupling: the second channel half is scaled and shifted by a net of the first.
 
     y_a = x_a; y_b = x_b * scale(x_a) + t(x_a) (DUAL-GLOW eq. 13 with ``scale="exp"``:
-    exp(s); Glow's code uses ``sigmoid(s + 2)``, bounded and more stable, the default).
+    exp(s); Glow's code uses ``sigmoid(s + 2)``, bounded and more stable, the default;
+    ``"additive"`` fixes the scale at 1, Glow's additive coupling: log|det| 0, and the inverse
+    x_b = y_b - t(y_a) never divides, so it stays stable on latents away from the data).
     s and t come from three convolutions (3, 1, 3 kernels; the last zero-initialised so the
     layer starts as the identity). ``cond_channels`` > 0 adds a conditioning tensor to the
     net's input (conditional flows).
@@ -166,7 +170,7 @@ class AffineCoupling(nn.Module):
         channels: C (>= 2).
         hidden: width of the s/t network.
         cond_channels: channels of the optional conditioning input.
-        scale: ``"sigmoid"`` or ``"exp"``.
+        scale: ``"sigmoid"``, ``"exp"`` or ``"additive"``.
 
     Shapes: (B, C, H, W[, D]) [+ cond (B, C_c, H, W[, D])] -> (B, C, H, W[, D]).
 
@@ -189,7 +193,7 @@ class AffineCoupling(nn.Module):
         self.cond_channels = cond_channels
         self.scale = scale
         n_b = channels - self.n_a
-        last = F.conv(spatial_dims, hidden, 2 * n_b, kernel_size=3)
+        last = F.conv(spatial_dims, hidden, (1 if scale == "additive" else 2) * n_b, kernel_size=3)
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
         self.net = nn.Sequential(
@@ -205,6 +209,8 @@ class AffineCoupling(nn.Module):
                 f"AffineCoupling built with cond_channels={self.cond_channels}: pass cond accordingly"
             )
         h = self.net(xa if cond is None else torch.cat([xa, cond], dim=1))
+        if self.scale == "additive":
+            return torch.zeros_like(h), h
         s, t = h[:, 0::2], h[:, 1::2]
         log_scale = nnf.logsigmoid(s + 2.0) if self.scale == "sigmoid" else s
         return log_scale, t

@@ -18,6 +18,65 @@ from neurotrans.networks.layers import factories as F
 SIDE_KINDS = ("continuous", "binary")
 
 
+class LatentMean(nn.Module):
+    """Running mean of one flow latent over the training batches: the cohort's typical latent.
+
+    A buffer of the latent's shape (C, *S), set from the first training batch and then
+    updated as an exponential moving average (weight ``max(1/n, momentum)`` of the n-th
+    batch, so it starts as the plain average). DUAL-GLOW's relation nets add their output to
+    it: they predict a subject's deviation from the cohort instead of the whole latent from 0.
+    Under data-parallel training each update averages the batch of every process, so every
+    process keeps the same buffer. Its shape is fixed by the first batch; a latent of another
+    size is refused (the flows model whole volumes of one padded size).
+
+    Args:
+        momentum: weight of a new batch once more than 1/momentum batches were seen.
+
+    Shapes: update(z) with z (B, C, *S); ``mean`` (C, *S).
+    """
+
+    def __init__(self, momentum: float = 0.02) -> None:
+        super().__init__()
+        if not (0.0 < momentum <= 1.0):
+            raise ValueError(f"momentum must lie in (0, 1], got {momentum!r}")
+        self.momentum = float(momentum)
+        self.register_buffer("mean", torch.zeros(0))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        saved = state_dict.get(prefix + "mean")
+        if saved is not None and saved.shape != self.mean.shape:  # the shape came with the data
+            self.mean = torch.zeros_like(saved, device=self.mean.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def ready(self) -> bool:
+        return self.mean.numel() > 0
+
+    def check(self, shape: Sequence[int]) -> None:
+        """Refuse a latent of another shape than the training one (``shape`` = (B, C, *S))."""
+        if self.ready and tuple(self.mean.shape) != tuple(shape[1:]):
+            raise ValueError(f"this flow's cohort mean latent is {tuple(self.mean.shape)}, got a latent "
+                             f"{tuple(shape[1:])}: give volumes of the padded size it was trained on")
+
+    @torch.no_grad()
+    def update(self, z: torch.Tensor) -> None:
+        """Fold the batch mean of ``z`` (B, C, *S) into the running mean."""
+        from neurotrans.networks.layers.sync_norm import global_mean_std, world_size
+
+        self.check(z.shape)
+        if world_size() > 1:
+            batch_mean = global_mean_std(z, [0])[0][0]
+        else:
+            batch_mean = z.mean(0)
+        if not self.ready:
+            self.mean = batch_mean.detach().clone()
+        else:
+            n = int(self.count) + 1
+            self.mean.lerp_(batch_mean.to(self.mean.dtype), max(1.0 / n, self.momentum))
+        self.count += 1
+
+
 class RelationNet(nn.Module):
     """Mean and log-scale of a diagonal Gaussian over one PET latent, from the MRI latent.
 

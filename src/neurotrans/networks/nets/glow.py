@@ -60,7 +60,7 @@ class Glow(nn.Module):
         levels: L (paper 4).
         steps: K flow steps per level (paper 16).
         hidden: width of the coupling networks (paper: 512, the Glow/DUAL-GLOW code default).
-        scale: coupling scale, ``"exp"`` (paper) or ``"sigmoid"``.
+        scale: coupling scale, ``"exp"`` (paper), ``"sigmoid"`` or ``"additive"`` (scale 1).
         checkpointing: recompute each step in backward (torch.utils.checkpoint) to save
             memory; the paper's "memory efficient" gradients (Chen et al. 2016).
 
