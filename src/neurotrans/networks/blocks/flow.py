@@ -17,7 +17,7 @@ import torch.nn.functional as nnf
 from torch import nn
 
 from neurotrans.networks.layers import factories as F
-from neurotrans.networks.layers.sync_norm import global_mean_std, world_size
+from neurotrans.networks.layers.sync_norm import global_mean_std
 
 # "additive": scale 1 (NICE; Glow's additive coupling, Kingma & Dhariwal 2018 Sec. 3.3): no
 # division on the way back, so decoding a latent that lies off the data (a prior mean) stays bounded
@@ -89,12 +89,8 @@ class ActNorm(nn.Module):
 
     @torch.no_grad()
     def _init(self, x: torch.Tensor) -> None:
-        dims = [0, *range(2, x.dim())]
-        if world_size() > 1:  # data-parallel: the statistics of the whole batch, so every process starts alike
-            mean, std = global_mean_std(x, dims)
-        else:
-            mean = x.mean(dim=dims, keepdim=True)
-            std = x.std(dim=dims, keepdim=True)
+        # data-parallel: the statistics of the whole batch, so every process starts alike
+        mean, std = global_mean_std(x, [0, *range(2, x.dim())])
         self.bias.copy_(-mean)
         self.logs.copy_(-torch.log(std + 1e-6))
         self.initialized.fill_(True)

@@ -62,13 +62,10 @@ class LatentMean(nn.Module):
     @torch.no_grad()
     def update(self, z: torch.Tensor) -> None:
         """Fold the batch mean of ``z`` (B, C, *S) into the running mean."""
-        from neurotrans.networks.layers.sync_norm import global_mean_std, world_size
+        from neurotrans.networks.layers.sync_norm import global_mean
 
         self.check(z.shape)
-        if world_size() > 1:
-            batch_mean = global_mean_std(z, [0])[0][0]
-        else:
-            batch_mean = z.mean(0)
+        batch_mean = global_mean(z, [0])[0]  # of every process's batch, so every process keeps the same mean
         if not self.ready:
             self.mean = batch_mean.detach().clone()
         else:

@@ -143,23 +143,37 @@ def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def global_mean_std(x: Tensor, dims: list[int]) -> tuple[Tensor, Tensor]:
-    """Per-channel mean and unbiased standard deviation over ``dims`` of the global batch.
-
-    What ``x.mean(dims, keepdim=True)`` and ``x.std(dims, keepdim=True)`` give on the
-    batch of every process concatenated (Glow actnorm's initialisation).
-    """
+def global_mean(x: Tensor, dims: list[int]) -> Tensor:
+    """Mean over ``dims`` (kept as size 1) of the global batch: ``x.mean(dims, keepdim=True)``
+    of every process's ``x`` concatenated (one all-reduce; in one process, ``x.mean`` itself)."""
+    if world_size() < 2:
+        return x.mean(dim=dims, keepdim=True)
     import torch.distributed as dist
 
     keep = [1 if d in dims else s for d, s in enumerate(x.shape)]
     count = x.new_full((1,), x.numel() // max(1, int(torch.tensor(keep).prod())))
     total = torch.cat([x.sum(dims).reshape(-1), count])
     dist.all_reduce(total)
-    n = total[-1]
-    mean = (total[:-1] / n).reshape(keep)
-    sq = (x - mean).square().sum(dims).reshape(-1)
+    return (total[:-1] / total[-1]).reshape(keep)
+
+
+@torch.no_grad()
+def global_mean_std(x: Tensor, dims: list[int]) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and unbiased standard deviation over ``dims`` of the global batch.
+
+    What ``x.mean(dims, keepdim=True)`` and ``x.std(dims, keepdim=True)`` give on the
+    batch of every process concatenated (Glow actnorm's initialisation); in one process,
+    exactly those.
+    """
+    if world_size() < 2:
+        return x.mean(dim=dims, keepdim=True), x.std(dim=dims, keepdim=True)
+    import torch.distributed as dist
+
+    mean = global_mean(x, dims)
+    n = x.new_full((1,), x.numel() // mean.numel())
+    sq = torch.cat([(x - mean).square().sum(dims).reshape(-1), n])
     dist.all_reduce(sq)
-    return mean, (sq / (n - 1)).sqrt().reshape(keep)
+    return mean, (sq[:-1] / (sq[-1] - 1)).sqrt().reshape(mean.shape)
 
 
-__all__ = ["SyncBatchNorm", "convert_sync_batchnorm", "global_mean_std", "world_size"]
+__all__ = ["SyncBatchNorm", "convert_sync_batchnorm", "global_mean", "global_mean_std", "world_size"]

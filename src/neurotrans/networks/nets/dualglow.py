@@ -90,7 +90,8 @@ class DualGlow(nn.Module):
             (the paper). Measured reason (3 mm fdg cohort, 400 steps): the zero-started relation
             nets had not learnt even the cohort's typical top latent, so the temperature-0
             decode was darker than any subject (MAE 0.59 SUVR, worse than the mean of the
-            other subjects); decoding the cohort's mean latents gave 0.10.
+            other subjects); decoding the training subjects' mean latents gave 0.20 (0.10 with
+            additive couplings).
 
     Shapes: x_mri (B, C_m, *S), x_pet (B, C_p, *S), every size in S divisible by 2**L;
     side (B, len(side_kinds)).
@@ -220,15 +221,16 @@ class DualGlow(nn.Module):
         z_mri, ld_mri = self.mri_flow(x_mri)
         z_pet, ld_pet = self.pet_flow(x_pet)
         logp_mri = ld_mri + sum(gaussian_log_prob(z) for z in z_mri)
-        fresh = [m for m, z in zip(self.pet_means, z_pet, strict=False) if not m.ready]
-        for m, z in zip(self.pet_means, z_pet, strict=False):
-            if self.training and not m.ready:  # data-dependent start, as actnorm's
+        # cohort means: the first training batch starts them (data-dependent, as actnorm); later
+        # batches are folded in after the prior has used the mean from before them
+        started = [m.ready for m in self.pet_means] if self.training else []
+        for m, z, ready in zip(self.pet_means, z_pet, started, strict=False):  # empty: no cohort means, or eval
+            if not ready:
                 m.update(z)
         prior = self.pet_prior(z_mri, [z.shape for z in z_pet], side)
-        if self.training:  # fold this batch in after using the mean it had (the first batch: once)
-            for m, z in zip(self.pet_means, z_pet, strict=False):
-                if m not in fresh:
-                    m.update(z)
+        for m, z, ready in zip(self.pet_means, z_pet, started, strict=False):  # empty: no cohort means, or eval
+            if ready:
+                m.update(z)
         logp_pet = ld_pet + sum(
             gaussian_log_prob(z, mean, logs) for z, (mean, logs) in zip(z_pet, prior, strict=True)
         )
