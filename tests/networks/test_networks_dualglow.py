@@ -336,6 +336,63 @@ def test_latent_mean_averages_then_follows_at_its_momentum_and_reloads_its_shape
         LatentMean(momentum=0.0)
 
 
+def test_latent_mean_with_side_features_is_the_cohorts_linear_regression():
+    from neurotrans.networks.blocks import LatentMean
+
+    g = torch.Generator().manual_seed(0)
+    n, shape = 12, (3, 2, 2)
+    side = torch.stack([torch.randn(n, generator=g), torch.randint(0, 2, (n,), generator=g).float()], 1)
+    coef = torch.randn(2, *shape, generator=g)
+    noise = 0.1 * torch.randn(n, *shape, generator=g)
+    z = 1.5 + torch.einsum("bf,f...->b...", side, coef) + noise
+    m = LatentMean(features=2)
+    for k in range(0, n, 3):  # 4 batches of 3: weights 1, 1/2, 1/3, 1/4 = the pooled moments
+        m.update(z[k : k + 3], side[k : k + 3])
+    # reference: least squares of the latent on [1, c] over the 12 samples, voxel by voxel
+    design = torch.cat([torch.ones(n, 1), side], 1).double()
+    fit = torch.linalg.lstsq(design, z.flatten(1).double()).solution
+    torch.testing.assert_close(m.slope().double().flatten(1), fit[1:], rtol=0, atol=5e-3)  # ridge 1e-3
+    new_side = torch.tensor([[0.3, 1.0], [-2.0, 0.0]])
+    expected = (torch.cat([torch.ones(2, 1), new_side], 1).double() @ fit).view(2, *shape)
+    torch.testing.assert_close(m.at(new_side).double(), expected, rtol=0, atol=1e-2)
+    torch.testing.assert_close(m.mean, z.mean(0))
+    # one subject says nothing about the slope: the prior is its latent at any age
+    first = LatentMean(features=2)
+    first.update(z[:1], side[:1])
+    torch.testing.assert_close(first.at(new_side), z[:1].expand(2, *shape))
+    fresh = LatentMean(features=2)
+    fresh.load_state_dict(m.state_dict())  # the shapes come from the checkpoint
+    torch.testing.assert_close(fresh.at(new_side), m.at(new_side), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="side"):
+        m.update(z[:2])
+    with pytest.raises(ValueError, match="side"):
+        m.at(torch.zeros(2, 1))
+    with pytest.raises(ValueError, match="features"):
+        LatentMean(features=-1)
+
+
+def test_the_age_sweep_of_a_cohort_prior_follows_the_cohorts_age_effect():
+    """Side information moves the top PET prior along the cohort's regression on it."""
+    torch.manual_seed(0)
+    kinds = ("continuous",)
+    model = DualGlow(3, cohort_prior=True, side_kinds=kinds, **TINY).train()
+    g = torch.Generator().manual_seed(1)
+    for _ in range(6):
+        age = torch.randn(2, 1, generator=g)
+        x_mri = torch.rand(2, 1, 4, 4, 4, generator=g)
+        x_pet = 0.5 + 0.2 * age.view(2, 1, 1, 1, 1) + 0.05 * torch.rand(2, 1, 4, 4, 4, generator=g)
+        model(x_mri, x_pet, age, quant_step=1 / 256, noise=False)
+    model.eval()
+    x = torch.rand(1, 1, 4, 4, 4, generator=g).expand(5, -1, -1, -1, -1)
+    ages = torch.linspace(-1.5, 1.5, 5).view(5, 1)
+    with torch.no_grad():
+        means = model.sample(x, 0.0, ages).mean((1, 2, 3, 4))
+    # fresh relation nets: the decode follows the cohort's regression; PET rises with "age" here
+    assert (means.diff() > 0).all(), means
+    top = model.pet_means[-1]
+    assert top.features == 1 and all(m.features == 0 for m in model.pet_means[:-1])
+
+
 def test_cohort_prior_starts_the_point_prediction_at_the_cohorts_mean_latents():
     torch.manual_seed(0)
     model = DualGlow(3, cohort_prior=True, **TINY).train()

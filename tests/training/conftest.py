@@ -28,7 +28,7 @@ def write_cohort(root: Path, n: int = 6, seed: int = 0, shape: tuple[int, int, i
         t1 = (0.4 * gm + 0.9 * wm + 0.1 * csf) * 100
         fdg = (1.5 * gm + 0.5 * wm) * brain * (1 + 0.1 * (i % 3))
         files = {"T1w": t1, "FDG": fdg, "brainmask": brain.astype(np.float32), "GM": gm, "WM": wm, "CSF": csf}
-        row = {"subject": f"sub-{i:02d}", "session": "ses-1", "group": "CN" if i % 2 else "AD"}
+        row = {"subject": f"sub-{i:02d}", "session": "ses-1", "group": "CN" if i % 2 else "AD", "age": 60.0 + 4.0 * i}
         subjects.append((row, files))
     return write_manifest(root, subjects, affine)
 

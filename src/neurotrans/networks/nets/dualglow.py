@@ -91,7 +91,15 @@ class DualGlow(nn.Module):
             nets had not learnt even the cohort's typical top latent, so the temperature-0
             decode was darker than any subject (MAE 0.59 SUVR, worse than the mean of the
             other subjects); decoding the training subjects' mean latents gave 0.20 (0.10 with
-            additive couplings).
+            additive couplings). With side information the top level's cohort latent is the
+            running linear regression of the latent on c (``LatentMean(features=F)``), so c
+            moves the whole top prior along the cohort's own effect of c. Measured (3 mm fdg
+            cohort, ``dualglow_age_fdg``, 400 steps, 8 test subjects, age swept 60 -> 90): with
+            the learned per-channel offsets alone the cingulate SUVR moved -0.0015 per decade
+            (the cohort's real PET: -0.056 to -0.059); a learned spatial map of age on an 8^3
+            grid gave -0.006; the regression gives -0.022 to -0.024, falling for 8/8 subjects,
+            temperature-0 test MAE 0.121 (0.129 without), validation NLL 3.30 against 2.97
+            bits/voxel: the moving regression costs likelihood.
 
     Shapes: x_mri (B, C_m, *S), x_pet (B, C_p, *S), every size in S divisible by 2**L;
     side (B, len(side_kinds)).
@@ -136,7 +144,10 @@ class DualGlow(nn.Module):
                 spatial_dims, c_pet[i], cond_channels=cond, side_features=n_side if top else 0,
                 hidden=relation_hidden, layers=relation_layers, first_kernel=relation_kernel,
             ))  # fmt: skip
-        self.pet_means = nn.ModuleList([LatentMean() for _ in range(levels)] if cohort_prior else [])
+        # the top one also regresses the latent on the side information (the cohort's age effect)
+        self.pet_means = nn.ModuleList(
+            [LatentMean(features=n_side if i == levels - 1 else 0) for i in range(levels)] if cohort_prior else []
+        )
         self.mri_heads = nn.ModuleList()
         self.pet_head: SideHead | None = None
         if side_kinds:
@@ -211,7 +222,7 @@ class DualGlow(nn.Module):
             mean, logs = relation(shapes[i], cond, side if top else None)
             if self.pet_means:
                 self.pet_means[i].check(shapes[i])
-                mean = mean + self.pet_means[i].mean
+                mean = mean + self.pet_means[i].at(side if top else None)
             out.append((mean, logs))
         return out
 
@@ -224,13 +235,14 @@ class DualGlow(nn.Module):
         # cohort means: the first training batch starts them (data-dependent, as actnorm); later
         # batches are folded in after the prior has used the mean from before them
         started = [m.ready for m in self.pet_means] if self.training else []
-        for m, z, ready in zip(self.pet_means, z_pet, started, strict=False):  # empty: no cohort means, or eval
+        sides = [side if m.features else None for m in self.pet_means]
+        for m, z, c, ready in zip(self.pet_means, z_pet, sides, started, strict=False):  # empty: none, or eval
             if not ready:
-                m.update(z)
+                m.update(z, c)
         prior = self.pet_prior(z_mri, [z.shape for z in z_pet], side)
-        for m, z, ready in zip(self.pet_means, z_pet, started, strict=False):  # empty: no cohort means, or eval
+        for m, z, c, ready in zip(self.pet_means, z_pet, sides, started, strict=False):  # empty: none, or eval
             if ready:
-                m.update(z)
+                m.update(z, c)
         logp_pet = ld_pet + sum(
             gaussian_log_prob(z, mean, logs) for z, (mean, logs) in zip(z_pet, prior, strict=True)
         )
