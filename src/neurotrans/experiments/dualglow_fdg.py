@@ -11,7 +11,7 @@ stratified by group, seed 0), with fixed step counts:
 2. trains ``unet_t1_fdg`` on ``--folds`` folds of the development subjects (train + validation
    of the fixed split; fold k validates on part k and trains on the rest) and predicts the same
    test subjects with the fold ensemble and ``--uncertainty`` (mean and SD of the fold models);
-3. DUAL-GLOW uncertainty: ``--samples`` samples at the config's temperature per test subject;
+3. DUAL-GLOW uncertainty: ``--samples`` samples at ``--temperature`` (default the config's) per test subject;
    for both sources, the correlation of the SD map with |prediction - real|, voxel-wise in the
    brain and across AAL2 regions;
 4. the age sweep of ``dualglow_age_fdg``: every test subject's MRI with the ages ``--ages``;
@@ -236,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pix2pix-steps", type=int, default=400)
     p.add_argument("--folds", type=int, default=5, help="fold models of the U-Net ensemble (0: none)")
     p.add_argument("--samples", type=int, default=8, help="DUAL-GLOW samples per subject for the SD maps")
+    p.add_argument("--temperature", type=float, default=None, help="their temperature (default: the config's)")
     p.add_argument("--ages", type=float, nargs=3, default=[60.0, 90.0, 7], metavar=("START", "STOP", "N"))
     args = p.parse_args(argv)
     manifest_path, out = args.manifest.resolve(), args.out
@@ -282,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder = runs[name].variant_predictions("uncertainty")
         if not (folder.root / PredictionFolder.DESCRIPTION).is_file():
             predict_command(runs[name].best_checkpoint(), manifest=manifest_path, out=folder.root, overwrite=True,
-                            uncertainty=True, samples=args.samples)
+                            uncertainty=True, samples=args.samples, temperature=args.temperature)
         unc.append(uncertainty_rows(name, folder, man, test))
     if ens_pred is not None:
         unc.append(uncertainty_rows(ens_label, ens_pred, man, test))
@@ -324,7 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = ["# DUAL-GLOW on the simulated fdg cohort", "",
             f"Manifest {manifest_path}; test subjects {len(test)} (fixed split of compare_fdg), development {len(dev)}; "
             f"steps: DUAL-GLOW {args.glow_steps}, U-Net {args.unet_steps} (each fold model too), pix2pix "
-            f"{args.pix2pix_steps}; {args.samples} DUAL-GLOW samples per subject.", "",
+            f"{args.pix2pix_steps}; {args.samples} DUAL-GLOW samples per subject at temperature "
+            f"{'of the config' if args.temperature is None else args.temperature}.", "",
             "## Table 1 (mean +- SD over test subjects, whole volume inside the brain mask, SUVR)", "",
             markdown(t1), "", "## Paired tests involving DUAL-GLOW (two-sided, across test subjects)", "",
             markdown(glow_tests[["method_a", "method_b", "metric", "mean_diff", "p_t", "p_wilcoxon", "n"]],
