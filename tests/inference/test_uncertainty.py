@@ -103,23 +103,31 @@ def test_dualglow_sd_maps_from_samples_on_the_input_grid(glow_run, glow_cohort, 
     assert not np.array_equal(cold, sd.data) and cold[brain].mean() < sd.data[brain].mean()
 
 
-def test_a_sample_that_overflowed_is_refused_with_the_fix(glow_run, glow_cohort, monkeypatch):
+@pytest.mark.parametrize("hook", ["predict_sample", "predict"])
+def test_a_prediction_that_overflowed_is_refused_with_the_fix(glow_run, glow_cohort, monkeypatch, hook):
+    from neurotrans.inference.predict import predict_subject
     from neurotrans.inference.uncertainty import sample_volumes
 
     method, info = load_trained(RunFolder(glow_run).best_checkpoint())
     man, i = _row(glow_cohort, info.test_subjects[0])
     subject = prepare_for_prediction(man, i, info)
-    real = method.predict_sample
+    real = getattr(method, hook)
     calls = []
 
-    def overflowing(x, covariates, **kw):  # the second draw overflows as a flow's inverse can
+    def overflowing(x, covariates, **kw):  # the second call overflows, as a flow's inverse can
         out = real(x, covariates, **kw)
         calls.append(1)
         return out if len(calls) < 2 else out.index_fill(-1, torch.tensor([out.shape[-1] // 2]), float("inf"))
 
-    monkeypatch.setattr(method, "predict_sample", overflowing)
-    with pytest.raises(InputError, match=r"sample 2 of dualglow .*NaN/Inf voxels at temperature 0.9.*lower --temperature"):
-        sample_volumes(method, info, subject, samples=3, temperature=0.9, seed=0)
+    monkeypatch.setattr(method, hook, overflowing)
+    match = rf"dualglow prediction for {subject.key}.*NaN/Inf voxels.*lower --temperature"
+    with pytest.raises(InputError, match=match):
+        if hook == "predict_sample":
+            sample_volumes(method, info, subject, samples=3, temperature=0.9, seed=0)
+        else:
+            predict_subject(method, info, subject)
+            predict_subject(method, info, subject)
+    assert len(calls) == 2  # refused at the draw that overflowed
 
 
 def test_the_age_override_changes_an_age_conditioned_prediction(glow_run, glow_cohort, tmp_path):

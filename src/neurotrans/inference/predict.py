@@ -251,6 +251,11 @@ def predict_subject(method: Method, info: RunInfo, subject: Any, *, device: str 
         # inputs are brain-extracted: outside the brain mask the output is background (0), not
         # whatever the network extrapolates there
         pred = np.where(subject.mask, pred, 0.0).astype(np.float32)
+    bad = int(np.count_nonzero(~np.isfinite(pred)))
+    if bad:  # refused here, not written as a volume that every reader refuses later
+        raise InputError(f"{info.method} prediction for {subject.key}", f"has {bad} NaN/Inf voxels",
+                         "check the run's training log for a diverged loss; a flow's sample can overflow "
+                         "in the tails: lower --temperature (Glow samples at 0.7)")
     return to_original_grid(pred, subject)
 
 
