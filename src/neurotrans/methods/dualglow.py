@@ -23,11 +23,8 @@ Differences from the paper (each stated in ``DualGlow`` too): CPU-sized defaults
 volumes (61 x 73 x 61 padded to 64 x 80 x 64) instead of 64 x 96 x 64 at 1.5 mm; the coupling
 scale is the authors' code's sigmoid by default, not eq. 13's exp (``scale``); the relation
 nets also predict the log-scale; continuous intensities dequantised at ``quant_step``; the PET
-prior's means start from the cohort's running mean latents (``cohort_prior``, default on: with the
-paper's zero start, the 3 mm fdg cohort's temperature-0 validation MAE was 0.65 SUVR after 100 steps
-and 0.59 after 400; with it, 0.20 after 100); with side information the top level's cohort latent is
-the running linear regression of the latent on it (the learned offsets alone left the age sweep flat:
--0.0015 SUVR per decade in the cingulate against the cohort's -0.056; with the regression -0.022). AdaMax
+prior's means start from the cohort's running mean latents, with side information the top one from
+their running regression on it (``cohort_prior``, default on; the measured reasons are in ``DualGlow``). AdaMax
 at lr 3e-3 diverged within 3 steps on the fdg cohort; the paper's 1e-3 is kept.
 
 References: Sun et al. 2019, "DUAL-GLOW: Conditional Flow-Based Generative Model for Modality

@@ -84,33 +84,29 @@ class LatentMean(nn.Module):
 
     @torch.no_grad()
     def update(self, z: torch.Tensor, side: torch.Tensor | None = None) -> None:
-        """Fold the batch means of ``z`` (B, C, *S) (and of the side moments) into the running ones."""
+        """Fold the batch means of ``z`` (B, C, *S) (and of the side moments) into the running ones.
+
+        ``side`` (B, F) is needed with features and ignored without them."""
         from neurotrans.networks.layers.sync_norm import global_mean
 
         self.check(z.shape)
         self._check_side(side, z.shape[0])
-        flat = z.flatten(1)
-        parts = [flat]
-        if self.features:
+        flat, f = z.flatten(1), self.features
+        parts = {"mean": (flat, z.shape[1:])}  # buffer name: (per-sample values, buffer shape)
+        if f:
             c = side.to(flat.dtype)
-            parts += [c, (c[:, :, None] * c[:, None, :]).flatten(1), (c[:, :, None] * flat[:, None, :]).flatten(1)]
+            parts |= {"side_mean": (c, (f,)), "side_square": ((c[:, :, None] * c[:, None, :]).flatten(1), (f, f)),
+                      "cross": ((c[:, :, None] * flat[:, None, :]).flatten(1), (f, *z.shape[1:]))}
         # of every process's batch (one all-reduce), so every process keeps the same moments
-        moments = global_mean(torch.cat(parts, 1), [0])[0]
-        sizes = [p.shape[1] for p in parts]
-        pieces = torch.split(moments, sizes)
-        shaped = [pieces[0].view(z.shape[1:])]
-        if self.features:
-            f = self.features
-            shaped += [pieces[1], pieces[2].view(f, f), pieces[3].view(f, *z.shape[1:])]
-        names = ["mean", "side_mean", "side_square", "cross"][: len(shaped)]
-        if not self.ready:
-            for name, value in zip(names, shaped, strict=True):
-                setattr(self, name, value.detach().clone())
-        else:
-            weight = max(1.0 / (int(self.count) + 1), self.momentum)
-            for name, value in zip(names, shaped, strict=True):
+        moments = global_mean(torch.cat([v for v, _ in parts.values()], 1), [0])[0]
+        pieces = torch.split(moments, [v.shape[1] for v, _ in parts.values()])
+        first, weight = not self.ready, max(1.0 / (int(self.count) + 1), self.momentum)
+        for (name, (_, shape)), piece in zip(parts.items(), pieces, strict=True):
+            if first:  # the first batch sets every moment (and the data-dependent shapes)
+                setattr(self, name, piece.view(shape).clone())
+            else:
                 buffer = getattr(self, name)
-                buffer.lerp_(value.to(buffer.dtype), weight)
+                buffer.lerp_(piece.view(shape).to(buffer.dtype), weight)
         self.count += 1
 
     def slope(self) -> torch.Tensor:

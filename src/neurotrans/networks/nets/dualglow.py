@@ -222,7 +222,7 @@ class DualGlow(nn.Module):
             mean, logs = relation(shapes[i], cond, side if top else None)
             if self.pet_means:
                 self.pet_means[i].check(shapes[i])
-                mean = mean + self.pet_means[i].at(side if top else None)
+                mean = mean + self.pet_means[i].at(side)
             out.append((mean, logs))
         return out
 
@@ -234,15 +234,15 @@ class DualGlow(nn.Module):
         logp_mri = ld_mri + sum(gaussian_log_prob(z) for z in z_mri)
         # cohort means: the first training batch starts them (data-dependent, as actnorm); later
         # batches are folded in after the prior has used the mean from before them
-        started = [m.ready for m in self.pet_means] if self.training else []
-        sides = [side if m.features else None for m in self.pet_means]
-        for m, z, c, ready in zip(self.pet_means, z_pet, sides, started, strict=False):  # empty: none, or eval
-            if not ready:
-                m.update(z, c)
+        pending = []  # (cohort mean, latent) pairs to fold in after the prior; none in eval mode
+        for m, z in zip(self.pet_means, z_pet, strict=False) if self.training else ():
+            if m.ready:
+                pending.append((m, z))
+            else:
+                m.update(z, side)
         prior = self.pet_prior(z_mri, [z.shape for z in z_pet], side)
-        for m, z, c, ready in zip(self.pet_means, z_pet, sides, started, strict=False):  # empty: none, or eval
-            if ready:
-                m.update(z, c)
+        for m, z in pending:
+            m.update(z, side)
         logp_pet = ld_pet + sum(
             gaussian_log_prob(z, mean, logs) for z, (mean, logs) in zip(z_pet, prior, strict=True)
         )
