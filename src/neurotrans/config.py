@@ -191,6 +191,11 @@ class SplitConfig:
         stratify: manifest column to stratify on (``kfold``/``fixed``), or ``None``.
         seed: seed of the draw.
         train, val, test: subject ids (``explicit``).
+        holdout: share of each training subject's brain held out of training and used to
+            validate (early stopping, best checkpoint): a slab across the last array axis at
+            the middle of the brain (:func:`neurotrans.data.pipeline.hold_out_slabs`). For
+            cohorts too small to spare a validation subject (leave-one-out on a few real
+            patients); 0 = off.
     """
 
     kind: str = "fixed"
@@ -203,9 +208,11 @@ class SplitConfig:
     train: tuple[str, ...] = ()
     val: tuple[str, ...] = ()
     test: tuple[str, ...] = ()
+    holdout: float = 0.0
 
     def __post_init__(self) -> None:
         _choice(self.kind, SPLIT_KINDS, "split.kind")
+        _require(0 <= self.holdout <= 0.5, f"split.holdout must lie in [0, 0.5], got {self.holdout}")
         _require(0 <= self.test_fraction < 1 and 0 <= self.val_fraction < 1
                  and self.test_fraction + self.val_fraction < 1,
                  f"split.test_fraction ({self.test_fraction}) and split.val_fraction ({self.val_fraction}) "

@@ -141,3 +141,67 @@ def test_default_normalisation_keeps_pet_units(modality, spec, units):
 def test_bad_data_settings_are_refused_at_construction(kw, match):
     with pytest.raises(ValueError, match=match):
         DataConfig(**kw)
+
+
+def _z_coded(subject, mask=True):
+    """``subject`` whose target is its voxels' index along the last axis (where a patch came from)."""
+    import dataclasses
+
+    z = np.broadcast_to(np.arange(subject.shape[2], dtype=np.float32), subject.shape)[None].copy()
+    return dataclasses.replace(subject, target=z, mask=subject.mask if mask else None)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.5])
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_held_out_slabs_split_each_subject_into_training_pieces_and_a_central_slab(cohort_with_masks, fraction,
+                                                                                  with_mask):
+    from neurotrans.data.pipeline import hold_out_slabs
+
+    data = _data(cohort_with_masks, spatial_dims=3, patch_size=(8, 8, 8), samples_per_volume=40)
+    subjects = [_z_coded(s, with_mask) for s in prepare(cohort_with_masks, cohort_with_masks.subjects, data, {})]
+    train, val = hold_out_slabs(subjects, fraction)
+    assert len(val) == len(subjects)
+    for s, slab in zip(subjects, val, strict=True):
+        idx = np.flatnonzero(s.mask.any(axis=(0, 1))) if with_mask else np.arange(s.shape[2])
+        first, last = idx[0], idx[-1] + 1
+        zs = np.unique(slab.target)
+        lo, hi = int(zs[0]), int(zs[-1]) + 1
+        assert hi - lo == max(1, round(fraction * (last - first)))  # its share of the brain's extent
+        assert abs((lo + hi) - (first + last)) <= 1  # at the brain's middle
+        pieces = [p for p in train if p.key == s.key]
+        # pieces and slab tile the subject: every voxel once, values unchanged, same world coordinates
+        assert sorted(int(p.target[0, 0, 0, 0]) for p in [*pieces, slab]) == sorted(
+            {0, lo, hi} - ({s.shape[2]} if hi == s.shape[2] else set()))
+        assert sum(p.shape[2] for p in [*pieces, slab]) == s.shape[2]
+        for p in [*pieces, slab]:
+            z0 = int(p.target[0, 0, 0, 0])
+            np.testing.assert_array_equal(p.inputs, s.inputs[..., z0: z0 + p.shape[2]])
+            np.testing.assert_allclose(p.grid.affine @ [0, 0, 0, 1], s.grid.affine @ [0, 0, z0, 1])
+            assert p.stats == s.stats
+    # no training patch holds a target voxel of a held-out slab
+    sampling = sampling_of(data, [s.shape for s in subjects], 8)
+    (patches,) = build_datasets(train, data, sampling, 8, seed=0, train=True)
+    slab_z = {k: set(np.unique(v.target).astype(int)) for k, v in zip([s.key for s in subjects], val, strict=True)}
+    for i in range(len(patches)):
+        item = patches[i]
+        seen = set(np.unique(item["target"][item["mask"] > 0].numpy()).astype(int)) if with_mask else set(
+            np.unique(item["target"].numpy()).astype(int)) - {0}
+        assert not seen & slab_z[item["key"]], item["key"]
+
+
+def test_held_out_slabs_drop_a_piece_without_brain(cohort_with_masks):
+    """A brain in one slice is all slab: the pieces either side hold no brain and are dropped."""
+    import dataclasses
+
+    from neurotrans.data.pipeline import hold_out_slabs
+
+    data = _data(cohort_with_masks, spatial_dims=3)
+    (s,) = prepare(cohort_with_masks, cohort_with_masks.subjects[:1], data, {})
+    mask = np.zeros(s.shape, bool)
+    mask[5:10, 5:10, 12] = True
+    train, (slab,) = hold_out_slabs([dataclasses.replace(s, mask=mask)], 0.2)
+    assert train == [] and slab.shape[2] == 1 and slab.mask.all(axis=2).sum() == 25
+    train, val = hold_out_slabs([s], 0.2)
+    assert len(train) == 2 and len(val) == 1
+    with pytest.raises(ValueError, match="fraction"):
+        hold_out_slabs([s], 0.0)

@@ -106,3 +106,22 @@ def test_bad_settings_fail_before_data_are_read(tiny_cohort, tmp_path, override,
 def test_monitor_names_a_metric_the_method_reports(tiny_cohort, tmp_path):
     run = train_from_config(_config(tiny_cohort, steps=3), ["trainer.monitor=mse"], out=tmp_path / "run")
     assert RunFolder(run).read_outcome().monitor == "mse"
+
+
+def test_leave_one_out_validates_and_stops_on_held_out_slabs(tiny_cohort, tmp_path):
+    """Leave-one-out leaves no validation subject; ``split.holdout`` validates on a slab of each
+    training subject, so early stopping and the best checkpoint work (the small real-cohort recipe)."""
+    cfg = _config(tiny_cohort, steps=40, spatial_dims=3, patch_size=[8, 8, 8], samples_per_volume=2)
+    cfg["split"] = {"kind": "loo", "fold": 1, "holdout": 0.25}
+    cfg["trainer"] |= {"val_every": 2, "early_stopping": "patience", "patience": 2}
+    run = RunFolder(train_from_config(cfg, out=tmp_path / "run"))
+    outcome = run.read_outcome()
+    vals = [json.loads(line) for line in run.log_jsonl.read_text().splitlines() if '"val' in line]
+    assert vals and all(np.isfinite(v["val/mae"]) for v in vals if "val/mae" in v)
+    assert outcome.best_step > 0 and outcome.best_val is not None and run.best_checkpoint().name == "best.pt"
+    assert outcome.stopped.startswith("early stopping") or outcome.steps == 40
+    assert run.read_info().split["val"] == []  # subjects: the slabs are parts of the training subjects
+    with pytest.raises(InputError, match="unpaired"):
+        train_from_config({**cfg, "split": {"kind": "loo", "holdout": 0.25}} | {"data": {
+            **cfg["data"], "spatial_dims": 2, "patch_size": None, "samples_per_volume": 0, "pairing": "unpaired"}},
+            out=tmp_path / "unpaired")

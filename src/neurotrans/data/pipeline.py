@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from torch.utils.data import Dataset
 
 from neurotrans.config import DataConfig, SplitConfig
@@ -69,6 +70,57 @@ def split_subjects(manifest: Manifest, split: SplitConfig) -> dict[str, list[str
         raise InputError(where, f"split names subjects not in the manifest: {', '.join(unknown[:5])}",
                          "fix split.train/val/test")
     return {"train": list(split.train), "val": list(split.val), "test": list(split.test)}
+
+
+def _piece(subject: PreparedSubject, lo: int, hi: int) -> PreparedSubject:
+    """The part ``[lo, hi)`` of ``subject`` along its last axis (a view; the grid moves with it)."""
+    from dataclasses import replace
+
+    from neurotrans.data.crop import shifted_grid
+
+    cut = (slice(None), slice(None), slice(None), slice(lo, hi))
+    shape = (*subject.shape[:2], hi - lo)
+    return replace(subject, inputs=subject.inputs[cut],
+                   target=None if subject.target is None else subject.target[cut],
+                   mask=None if subject.mask is None else subject.mask[cut[1:]],
+                   aux=None if subject.aux is None else subject.aux[cut],
+                   grid=shifted_grid(subject.grid, (0, 0, lo), shape))
+
+
+def hold_out_slabs(subjects: Sequence[PreparedSubject], fraction: float
+                   ) -> tuple[list[PreparedSubject], list[PreparedSubject]]:
+    """Split every subject into training pieces and a held-out validation slab.
+
+    The slab spans ``fraction`` of the brain's extent along the last array axis (the
+    whole volume without a mask), centred on the brain's middle, where the slices hold
+    every tissue; the pieces below and above it train. Patches are cut inside a piece, so
+    no training target voxel lies in the slab: its error estimates the error on unseen
+    voxels of the same patients, which is what early stopping needs when a cohort is too
+    small to spare a validation subject (the thesis stops on validation error, ch. 2.2.4).
+    A piece without brain voxels is dropped.
+
+    Returns:
+        ``(training pieces, validation slabs)``; each keeps its subject's key and statistics.
+    """
+    if not 0 < fraction <= 0.5:
+        raise ValueError(f"fraction must lie in (0, 0.5], got {fraction}")
+    train, val = [], []
+    for s in subjects:
+        n = s.shape[2]
+        if s.mask is not None and s.mask.any():
+            idx = np.flatnonzero(np.asarray(s.mask).any(axis=(0, 1)))
+            first, last = int(idx[0]), int(idx[-1]) + 1
+        else:
+            first, last = 0, n
+        width = max(1, round(fraction * (last - first)))
+        lo = (first + last - width) // 2
+        hi = lo + width
+        val.append(_piece(s, lo, hi))
+        for a, b in ((0, lo), (hi, n)):
+            piece = _piece(s, a, b) if b > a else None
+            if piece is not None and (piece.mask is None or piece.mask.any()):
+                train.append(piece)
+    return train, val
 
 
 def cohort_columns(data: DataConfig) -> list[str]:

@@ -82,7 +82,7 @@ def run_fold(task: str, model: str, fold: int, manifest: Path, out: Path, extra:
     """Train (or reuse) one model for one left-out patient and score its prediction."""
     from neurotrans.inference.predict import load_trained, predict_subject, prepare_for_prediction
     from neurotrans.io.manifest import read_manifest
-    from neurotrans.io.nifti import load_volume
+    from neurotrans.io.nifti import load_volume, save_volume
     from neurotrans.io.run import RunFolder
     from neurotrans.methods import FittedMethod
     from neurotrans.training.run import train_from_config
@@ -101,7 +101,9 @@ def run_fold(task: str, model: str, fold: int, manifest: Path, out: Path, extra:
     if not isinstance(method, FittedMethod):  # wide windows: the U-Net has no normalisation layer
         info = dataclasses.replace(info, sampling={**info.sampling, "patch_size": [96, 96, 96], "overlap": 0.25})
     pred = predict_subject(method, info, subject)
-    real = load_volume(man.path(row, TASKS[task][1])).data.astype(np.float64)
+    reference = load_volume(man.path(row, TASKS[task][1]))
+    save_volume(run / "prediction.nii.gz", pred, reference.affine, overwrite=True)  # for a look, or other metrics
+    real = reference.data.astype(np.float64)
     brain = load_volume(man.path(row, "T1w")).data != 0
     outcome = folder.read_outcome()
     return {"task": task, "model": model, "fold": fold, "subject": info.test_subjects[0],

@@ -81,8 +81,11 @@ class TrainingData:
     Args:
         split: train / val / test subject ids (and ``domain_a`` / ``domain_b`` when unpaired).
         cohort_stats: statistics of the ``zscore:cohort`` columns.
-        train: the prepared training subjects (both domains when unpaired).
-        val: the prepared validation subjects (whole volumes; fitted methods validate on them).
+        train: the prepared training subjects (both domains when unpaired): their statistics
+            describe the run.
+        val: what validates: the prepared validation subjects (whole volumes) and, with
+            ``split.holdout``, the held-out slab of every training subject.
+        fit: what trains: ``train``, or its pieces outside the held-out slabs.
         sampling: how samples are cut (``RunInfo.sampling``).
         train_sets, val_sets: the datasets handed to the trainer.
     """
@@ -91,6 +94,7 @@ class TrainingData:
     cohort_stats: dict[str, dict[str, Any]]
     train: list[Any]
     val: list[Any]
+    fit: list[Any]
     sampling: dict[str, Any]
     train_sets: list[Any]
     val_sets: list[Any]
@@ -106,6 +110,7 @@ def prepare_training(cfg: Config, manifest: Any, multiple: int, *, share: tuple[
         build_datasets,
         build_unpaired_datasets,
         fit_cohort_stats,
+        hold_out_slabs,
         prepare,
         prepare_unpaired,
         sampling_of,
@@ -117,22 +122,33 @@ def prepare_training(cfg: Config, manifest: Any, multiple: int, *, share: tuple[
         raise InputError(manifest.source or manifest.root, "the split leaves no training subject",
                          "use more subjects or a smaller test/validation share")
     seed = cfg.trainer.seed
+    if cfg.split.holdout and cfg.data.pairing == "unpaired":
+        raise InputError(f"split.holdout={cfg.split.holdout}", "holds out slabs of paired subjects; unpaired "
+                         "training validates on paired validation subjects", "set split.holdout=0 or pairing=paired")
+    slabs: list[Any] = []
     if cfg.data.pairing == "unpaired":  # two domains from disjoint training subjects; validation stays paired
         train_a, train_b, cohort_stats = prepare_unpaired(manifest, parts["train"], cfg.data, seed=cfg.split.seed,
                                                           share=share)
         parts = {**parts, "domain_a": sorted({s.subject for s in train_a}),
                  "domain_b": sorted({s.subject for s in train_b})}
-        train = [*train_a, *train_b]
+        train = fit = [*train_a, *train_b]
         sampling = sampling_of(cfg.data, [s.shape for s in train], multiple)
         train_sets = build_unpaired_datasets(train_a, train_b, cfg.data, sampling, multiple, seed=seed)
     else:
         cohort_stats = fit_cohort_stats(manifest, parts["train"], cfg.data, share=share)
         train = prepare(manifest, parts["train"], cfg.data, cohort_stats, share=share)
+        fit = train
+        if cfg.split.holdout:
+            fit, slabs = hold_out_slabs(train, cfg.split.holdout)
+            if not fit:
+                raise InputError(f"split.holdout={cfg.split.holdout}", "leaves no training voxels (the brains span "
+                                 "too few slices)", "lower split.holdout or set it to 0")
         sampling = sampling_of(cfg.data, [s.shape for s in train], multiple)
-        train_sets = build_datasets(train, cfg.data, sampling, multiple, seed=seed, train=True)
+        train_sets = build_datasets(fit, cfg.data, sampling, multiple, seed=seed, train=True)
     val = prepare(manifest, parts["val"][: cfg.trainer.val_subjects_max], cfg.data, cohort_stats, share=share)
+    val = [*val, *slabs]
     val_sets = build_datasets(val, cfg.data, sampling, multiple, seed=seed, train=False)
-    return TrainingData(parts, cohort_stats, train, val, sampling, train_sets, val_sets)
+    return TrainingData(parts, cohort_stats, train, val, fit, sampling, train_sets, val_sets)
 
 
 def run_info(cfg: Config, data: TrainingData, multiple: int) -> RunInfo:
@@ -241,7 +257,7 @@ def _train(cfg: Config, run: RunFolder, dist: Any, *, resume: bool, overwrite: b
             fit_covariates(torch.stack([covariate_vector(s, cfg.data.covariates) for s in data.train]))
         info = run_info(cfg, data, method.size_multiple)  # type: ignore[attr-defined]
         if isinstance(method, FittedMethod):  # fitted on whole volumes in one pass, no gradient steps
-            trainer = Fitter(method, data.train, data.val, trainer=cfg.trainer, out=run.root, info=info.to_dict())
+            trainer = Fitter(method, data.fit, data.val, trainer=cfg.trainer, out=run.root, info=info.to_dict())
         else:
             dist.offset_rng(cfg.trainer.seed)  # a noise stream per process (data and networks are set)
             trainer = Trainer(method, data.train_sets, data.val_sets, trainer=cfg.trainer,  # type: ignore[assignment]
