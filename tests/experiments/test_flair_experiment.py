@@ -63,7 +63,12 @@ def test_scale_unit_and_scores_by_hand(rng):
     # a global gain leaves the p99.5-scaled images equal: the scores ignore scanner scale
     assert R.scores(3.0 * real, real, brain)["mae"] == pytest.approx(0.0, abs=1e-12)
     worse = R.scores(real + rng.normal(0, 30, real.shape), real, brain)
-    assert worse["psnr"] < np.inf and worse["ssim"] < 1.0 and worse["mae"] > 0
+    assert worse["psnr"] < np.inf and worse["ssim"] < 1.0 and worse["mae"] > 0 and worse["r"] < 1.0
+    # a dimmed bright tail: the image is brightened by its own percentile, MAE pays, r hardly moves
+    tail = np.where(real > peak * 0.9, peak * 0.9 + 0.1 * (real - peak * 0.9), real)
+    dimmed = R.scores(tail, real, brain)
+    assert dimmed["mae"] > 0.02 and dimmed["r"] > 0.99
+    np.testing.assert_allclose(dimmed["r"], np.corrcoef(tail[brain], real[brain])[0, 1], atol=0.01)
 
 
 def test_realdata_table_says_where_the_network_wins():
@@ -72,7 +77,9 @@ def test_realdata_table_says_where_the_network_wins():
         {"task": "flair", "model": "unet_realdata", "fold": 0, "subject": "a", "psnr": 21.0, "ssim": 0.79, "mae": 0.04},
     ])
     line = [ln for ln in R.table(results).splitlines() if ln.startswith("| a |")][0]
-    assert line.endswith("| PSNR, MAE |")
+    assert line.endswith("| PSNR, MAE |") and "| nan |" in line  # a results.tsv without r (older runs)
+    results["r"] = [0.70, 0.75]
+    assert [ln for ln in R.table(results).splitlines() if ln.startswith("| a |")][0].endswith("| PSNR, MAE, r |")
 
 
 def test_cropped_manifest_keeps_world_coordinates(tmp_path):

@@ -7,7 +7,10 @@ grids) and the deep recipe (``unet_realdata_<target>``) are trained on the other
 predict the left-out patient with the library's ``predict_subject``. Scores inside the
 brain (the non-zero voxels of the T1w, the scans being brain-extracted), after scaling
 each image to [0, 1] by its own 99.5th brain percentile (clipped): PSNR (peak 1), SSIM
-(data range 1) and MAE.
+(data range 1) and MAE, and Pearson's r, which no intensity scaling changes. Each image is
+scaled by its own percentile, so a prediction whose brightest 0.5 % is too dim (a regression
+to the mean where the target's bright tail cannot be predicted) is brightened as a whole and
+pays for it in MAE and PSNR even where its structure is right; r separates the two.
 
 Run: ``python -m neurotrans.experiments.realdata_translation --root ../shared/realdata --out runs/realdata_rf --crop``
 """
@@ -35,12 +38,13 @@ def scale_unit(image: np.ndarray, brain: np.ndarray) -> np.ndarray:
 
 
 def scores(pred: np.ndarray, real: np.ndarray, brain: np.ndarray) -> dict[str, float]:
-    """PSNR, SSIM and MAE inside ``brain`` of the [0, 1]-scaled images."""
+    """PSNR, SSIM, MAE and Pearson's r inside ``brain`` of the [0, 1]-scaled images."""
     from neurotrans.metrics import image as im
 
     p, r = scale_unit(pred, brain), scale_unit(real, brain)
     return {"psnr": im.psnr(p, r, brain, data_range=1.0, convention="fixed"),
-            "ssim": im.ssim(p, r, brain, data_range=1.0), "mae": im.mae(p, r, brain)}
+            "ssim": im.ssim(p, r, brain, data_range=1.0), "mae": im.mae(p, r, brain),
+            "r": im.pearson(p, r, brain)}
 
 
 def cropped_manifest(manifest: Path, out: Path, margin: int = 4) -> Path:
@@ -117,18 +121,19 @@ def table(results: pd.DataFrame) -> str:
     for task, g in results.groupby("task", sort=False):
         inputs, target = TASKS[str(task)]
         lines += [f"### {' + '.join(inputs)} -> {target} (leave-one-out, inside the brain, [0, 1] by p99.5)", "",
-                  "| left out | RF PSNR | RF SSIM | RF MAE | U-Net PSNR | U-Net SSIM | U-Net MAE | U-Net better on |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| left out | RF PSNR | RF SSIM | RF MAE | RF r | U-Net PSNR | U-Net SSIM | U-Net MAE | U-Net r "
+                  "| U-Net better on |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for subject, s in g.groupby("subject", sort=False):
             rf = s[s.model == "random_forest"]
             dl = s[s.model != "random_forest"]
             if rf.empty or dl.empty:
                 continue
             a, b = rf.iloc[0], dl.iloc[0]
-            wins = [m for m, better in (("PSNR", b.psnr > a.psnr), ("SSIM", b.ssim > a.ssim), ("MAE", b.mae < a.mae))
-                    if better]
-            lines.append(f"| {subject} | {a.psnr:.2f} | {a.ssim:.4f} | {a.mae:.4f} | {b.psnr:.2f} | {b.ssim:.4f} | "
-                         f"{b.mae:.4f} | {', '.join(wins) or 'none'} |")
+            r_a, r_b = a.get("r", np.nan), b.get("r", np.nan)  # results.tsv of older runs have no r
+            wins = [m for m, better in (("PSNR", b.psnr > a.psnr), ("SSIM", b.ssim > a.ssim), ("MAE", b.mae < a.mae),
+                                        ("r", r_b > r_a)) if better]
+            lines.append(f"| {subject} | {a.psnr:.2f} | {a.ssim:.4f} | {a.mae:.4f} | {r_a:.4f} | {b.psnr:.2f} | "
+                         f"{b.ssim:.4f} | {b.mae:.4f} | {r_b:.4f} | {', '.join(wins) or 'none'} |")
         lines.append("")
     return "\n".join(lines)
 
