@@ -80,6 +80,28 @@ def test_realdata_table_says_where_the_network_wins():
     assert line.endswith("| PSNR, MAE |") and "| nan |" in line  # a results.tsv without r (older runs)
     results["r"] = [0.70, 0.75]
     assert [ln for ln in R.table(results).splitlines() if ln.startswith("| a |")][0].endswith("| PSNR, MAE, r |")
+    assert R.table(results, "hm_") == "" and "histogram-matched" not in R.tables(results)
+    results = results.assign(hm_psnr=[24.0, 23.0], hm_ssim=[0.8, 0.9], hm_mae=[0.03, 0.02], hm_r=[0.71, 0.75])
+    matched = [ln for ln in R.table(results, "hm_").splitlines() if ln.startswith("| a |")][0]
+    assert matched.startswith("| a | 24.00 | 0.8000 | 0.0300 | 0.7100 | 23.00 |") and matched.endswith("| SSIM, MAE, r |")
+    assert R.tables(results).count("### ") == 2
+
+
+def test_histogram_matching_gives_the_training_tail_and_keeps_the_order(rng):
+    brain = np.zeros((16, 16, 16), bool)
+    brain[2:14, 2:14, 2:14] = True
+    real = np.where(brain, rng.gamma(4.0, 50.0, brain.shape), 0.0)
+    compressed = np.where(brain, np.sqrt(real), 0.0)  # a model that dims the bright tail
+    references = [(np.where(brain, rng.gamma(4.0, 50.0, brain.shape), 0.0), brain) for _ in range(2)]
+    matched = R.matched_to_training(compressed, brain, references)
+    pool = np.concatenate([R.scale_unit(img, b)[b] for img, b in references])
+    np.testing.assert_allclose(np.quantile(matched[brain], [0.1, 0.5, 0.9]), np.quantile(pool, [0.1, 0.5, 0.9]),
+                               atol=0.02)
+    assert (np.argsort(matched[brain], kind="stable") == np.argsort(compressed[brain], kind="stable")).mean() > 0.99
+    assert (matched[~brain] == 0).all()
+    before, after = R.scores(compressed, real, brain), R.scores(matched, real, brain)
+    assert after["mae"] < before["mae"] / 2 and after["psnr"] > before["psnr"] + 3
+    assert after["r"] == pytest.approx(before["r"], abs=0.05)
 
 
 def test_cropped_manifest_keeps_world_coordinates(tmp_path):
@@ -99,3 +121,39 @@ def test_cropped_manifest_keeps_world_coordinates(tmp_path):
     # the voxel at index 0 of the crop lies where voxel (3, 4, 2) of the original did
     np.testing.assert_allclose(vol.affine[:3, 3], [3.0, 4.0, 2.0])
     np.testing.assert_array_equal(vol.data[2:9, 2:11, 2:7], t1[5:12, 6:15, 4:9])
+
+
+def test_rescore_scores_saved_predictions_against_the_other_patients(tmp_path, rng):
+    """Rows with a saved prediction get both score sets; the histogram reference is the other patients only."""
+    from neurotrans.io.nifti import save_volume
+
+    brain = np.zeros((12, 12, 12), bool)
+    brain[2:10, 2:10, 2:10] = True
+    rows = []
+    for s in ("p0", "p1", "p2"):
+        for column, data in (("T1w", np.where(brain, 1.0 + rng.random(brain.shape), 0.0)),
+                             ("T2w", np.where(brain, rng.gamma(3.0, 40.0, brain.shape), 0.0))):
+            save_volume(tmp_path / s / f"{column}.nii.gz", data.astype(np.float32), np.eye(4))
+        rows.append({"subject": s, "session": "1", "T1w": f"{s}/T1w.nii.gz", "T2w": f"{s}/T2w.nii.gz"})
+    pd.DataFrame(rows).to_csv(tmp_path / "manifest.tsv", sep="\t", index=False)
+    pred = np.where(brain, np.sqrt(rng.gamma(3.0, 40.0, brain.shape)), 0.0).astype(np.float32)
+    save_volume(tmp_path / "out" / "runs" / "t2w" / "unet_realdata" / "fold1" / "prediction.nii.gz", pred, np.eye(4))
+    results = pd.DataFrame([{"task": "t2w", "model": "unet_realdata", "fold": 1, "subject": "p1", "psnr": 0.0},
+                            {"task": "t2w", "model": "random_forest", "fold": 1, "subject": "p1", "psnr": 0.0}])
+    again = R.rescore(results, tmp_path / "manifest.tsv", tmp_path / "out")
+    from neurotrans.io.manifest import read_manifest
+
+    man = read_manifest(tmp_path / "manifest.tsv")
+    expected = R.score_prediction(pred, man, 1, "t2w")
+    assert again.loc[0, "psnr"] == pytest.approx(expected["psnr"]) and again.loc[0, "hm_mae"] < again.loc[0, "mae"]
+    assert again.loc[1, "psnr"] == 0.0 and np.isnan(again.loc[1, "hm_mae"])  # no saved prediction: row kept
+    # the histogram reference is the other two patients, never the left-out one's own target
+    from neurotrans.io.nifti import load_volume
+
+    def target(i):
+        return load_volume(man.path(i, "T2w")).data.astype(np.float64), brain
+
+    real = target(1)[0]
+    own = R.scores(R.matched_to_training(pred, brain, [target(1)]), real, brain)
+    others = R.scores(R.matched_to_training(pred, brain, [target(0), target(2)]), real, brain)
+    assert again.loc[0, "hm_psnr"] == pytest.approx(others["psnr"]) != pytest.approx(own["psnr"])

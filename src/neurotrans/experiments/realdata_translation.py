@@ -10,7 +10,10 @@ each image to [0, 1] by its own 99.5th brain percentile (clipped): PSNR (peak 1)
 (data range 1) and MAE, and Pearson's r, which no intensity scaling changes. Each image is
 scaled by its own percentile, so a prediction whose brightest 0.5 % is too dim (a regression
 to the mean where the target's bright tail cannot be predicted) is brightened as a whole and
-pays for it in MAE and PSNR even where its structure is right; r separates the two.
+pays for it in MAE and PSNR even where its structure is right; r separates the two. The
+second table scores every prediction after matching its brain histogram to the training
+patients' targets (pooled, each scaled the same way): a monotone map learned from training
+data alone, which undoes that tail compression for any model alike.
 
 Run: ``python -m neurotrans.experiments.realdata_translation --root ../shared/realdata --out runs/realdata_rf --crop``
 """
@@ -45,6 +48,38 @@ def scores(pred: np.ndarray, real: np.ndarray, brain: np.ndarray) -> dict[str, f
     return {"psnr": im.psnr(p, r, brain, data_range=1.0, convention="fixed"),
             "ssim": im.ssim(p, r, brain, data_range=1.0), "mae": im.mae(p, r, brain),
             "r": im.pearson(p, r, brain)}
+
+
+def matched_to_training(pred: np.ndarray, brain: np.ndarray,
+                        references: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``pred`` with its brain histogram matched to the pooled [0, 1]-scaled ``(target, brain)`` references.
+
+    A monotone intensity map (scikit-image's ``match_histograms``): it keeps the order of
+    the voxels, so r barely changes, and gives the prediction the training targets' bright
+    tail, which a model of the conditional mean compresses.
+    """
+    from skimage.exposure import match_histograms
+
+    pool = np.concatenate([scale_unit(image, mask)[mask] for image, mask in references])
+    out = np.zeros(pred.shape, dtype=np.float64)
+    out[brain] = match_histograms(np.asarray(pred, dtype=np.float64)[brain], pool)
+    return out
+
+
+def score_prediction(pred: np.ndarray, manifest: Any, row: int, task: str) -> dict[str, float]:
+    """Scores of ``pred`` for manifest row ``row``, as is and histogram-matched (``hm_``) to the other rows."""
+    from neurotrans.io.nifti import load_volume
+
+    target = TASKS[task][1]
+
+    def images(i: int) -> tuple[np.ndarray, np.ndarray]:
+        return (load_volume(manifest.path(i, target)).data.astype(np.float64),
+                load_volume(manifest.path(i, "T1w")).data != 0)
+
+    real, brain = images(row)
+    pred = np.asarray(pred, dtype=np.float64)
+    matched = matched_to_training(pred, brain, [images(i) for i in range(len(manifest)) if i != row])
+    return {**scores(pred, real, brain), **{f"hm_{k}": v for k, v in scores(matched, real, brain).items()}}
 
 
 def cropped_manifest(manifest: Path, out: Path, margin: int = 4) -> Path:
@@ -105,22 +140,46 @@ def run_fold(task: str, model: str, fold: int, manifest: Path, out: Path, extra:
     if not isinstance(method, FittedMethod):  # wide windows: the U-Net has no normalisation layer
         info = dataclasses.replace(info, sampling={**info.sampling, "patch_size": [96, 96, 96], "overlap": 0.25})
     pred = predict_subject(method, info, subject)
-    reference = load_volume(man.path(row, TASKS[task][1]))
-    save_volume(run / "prediction.nii.gz", pred, reference.affine, overwrite=True)  # for a look, or other metrics
-    real = reference.data.astype(np.float64)
-    brain = load_volume(man.path(row, "T1w")).data != 0
+    affine = load_volume(man.path(row, TASKS[task][1])).affine
+    save_volume(run / "prediction.nii.gz", pred, affine, overwrite=True)  # for a look, and --rescore
     outcome = folder.read_outcome()
     return {"task": task, "model": model, "fold": fold, "subject": info.test_subjects[0],
-            **scores(pred.astype(np.float64), real, brain), "steps": outcome.steps if outcome else -1,
+            **score_prediction(pred, man, row, task), "steps": outcome.steps if outcome else -1,
             "seconds": time.monotonic() - started}
 
 
-def table(results: pd.DataFrame) -> str:
-    """Markdown: per task and left-out patient, the two models' scores and whether the deep model wins."""
+def rescore(results: pd.DataFrame, manifest: Path, out: Path) -> pd.DataFrame:
+    """``results`` with every row that has a saved prediction scored again (new score columns filled in)."""
+    from neurotrans.io.manifest import read_manifest
+    from neurotrans.io.nifti import load_volume
+
+    man = read_manifest(manifest)
+    rows = []
+    for rec in results.to_dict("records"):
+        saved = out / "runs" / str(rec["task"]) / str(rec["model"]) / f"fold{rec['fold']}" / "prediction.nii.gz"
+        if saved.is_file():
+            pred = load_volume(saved).data
+            rec = {**rec, **score_prediction(pred, man, man.subjects.index(str(rec["subject"])), str(rec["task"]))}
+        rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def table(results: pd.DataFrame, prefix: str = "") -> str:
+    """Markdown: per task and left-out patient, the two models' scores and whether the deep model wins.
+
+    ``prefix="hm_"``: the scores after histogram matching to the training patients.
+    """
     lines = []
+    if prefix:
+        if f"{prefix}psnr" not in results:
+            return ""
+        names = ("psnr", "ssim", "mae", "r")
+        results = results.drop(columns=[k for k in names if k in results]).rename(
+            columns={f"{prefix}{k}": k for k in names})
+    how = ", histogram-matched to the training patients" if prefix else ""
     for task, g in results.groupby("task", sort=False):
         inputs, target = TASKS[str(task)]
-        lines += [f"### {' + '.join(inputs)} -> {target} (leave-one-out, inside the brain, [0, 1] by p99.5)", "",
+        lines += [f"### {' + '.join(inputs)} -> {target} (leave-one-out, inside the brain, [0, 1] by p99.5{how})", "",
                   "| left out | RF PSNR | RF SSIM | RF MAE | RF r | U-Net PSNR | U-Net SSIM | U-Net MAE | U-Net r "
                   "| U-Net better on |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for subject, s in g.groupby("subject", sort=False):
@@ -138,6 +197,11 @@ def table(results: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def tables(results: pd.DataFrame) -> str:
+    """The scores as they are, then after histogram matching (where scored)."""
+    return "\n".join(t for t in (table(results), table(results, "hm_")) if t)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from neurotrans.experiments.realdata import realdata_manifest
     from neurotrans.io.manifest import read_manifest
@@ -150,16 +214,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--folds", type=int, nargs="+", default=None, help="left-out patients to run (default all)")
     p.add_argument("--set", action="append", default=[], help="overrides of the deep recipe")
     p.add_argument("--crop", action="store_true", help="crop every image to its brain box first (3x faster)")
-    p.add_argument("--tables", action="store_true", help="only print the table of results.tsv")
+    p.add_argument("--tables", action="store_true", help="only print the tables of results.tsv")
+    p.add_argument("--rescore", action="store_true",
+                   help="score the saved predictions of results.tsv again (new score columns), then print the tables")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "results.tsv"
     if args.tables:
-        print(table(pd.read_csv(path, sep="\t")))
+        print(tables(pd.read_csv(path, sep="\t")))
         return 0
     manifest = realdata_manifest(args.root, args.out)
     if args.crop:
         manifest = cropped_manifest(manifest, args.out / "cropped")
+    if args.rescore:
+        again = rescore(pd.read_csv(path, sep="\t"), manifest, args.out)
+        again.to_csv(path, sep="\t", index=False, float_format="%.6g")
+        print(tables(again))
+        return 0
     n = len(read_manifest(manifest).subjects)
     for task in args.tasks:
         for fold in args.folds if args.folds is not None else range(n):
@@ -172,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pd.concat([done, pd.DataFrame([rec])], ignore_index=True).to_csv(path, sep="\t", index=False,
                                                                                  float_format="%.6g")
                 print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()}, flush=True)
-    text = table(pd.read_csv(path, sep="\t"))
+    text = tables(pd.read_csv(path, sep="\t"))
     (args.out / "table.md").write_text(text + "\n")
     print(text)
     return 0
