@@ -85,3 +85,40 @@ def test_registry_builds_modules_and_rejects_unknown_names():
         build_loss("charbonier")
     with pytest.raises(ValueError):
         build_loss("charbonnier", eps=-1.0)
+
+
+def test_sorted_l1_is_scipys_wasserstein_distance_per_masked_sample():
+    from scipy.stats import wasserstein_distance
+
+    from neurotrans.losses import sorted_l1_loss
+
+    rng = np.random.default_rng(3)
+    shape = (3, 1, 6, 5, 4)
+    p, t = rng.normal(size=shape), rng.gamma(2.0, size=shape)
+    mask = rng.random(shape) > 0.5
+    mask[2] = False  # a sample without a voxel in the mask does not count
+    ref = np.mean([wasserstein_distance(p[b][mask[b]], t[b][mask[b]]) for b in range(2)])
+    got = sorted_l1_loss(torch.from_numpy(p), torch.from_numpy(t), mask=torch.from_numpy(mask))
+    assert got.item() == pytest.approx(ref, rel=1e-12)
+    unmasked = np.mean([wasserstein_distance(p[b].ravel(), t[b].ravel()) for b in range(3)])
+    assert sorted_l1_loss(torch.from_numpy(p), torch.from_numpy(t)).item() == pytest.approx(unmasked, rel=1e-12)
+
+
+def test_sorted_l1_ignores_position_and_sees_a_narrowed_histogram():
+    from neurotrans.losses import build_loss, sorted_l1_loss
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(2, 1, 8, 8, 8, generator=g)
+    shuffled = t.flatten(1)[:, torch.randperm(512, generator=g)].reshape(t.shape)
+    assert sorted_l1_loss(shuffled, t).item() == 0.0  # same histogram, voxels elsewhere
+    assert l1_loss(shuffled, t).item() > 1.0  # ... which the voxel-wise loss does see
+    # regression to the mean: a prediction with the right mean and half the spread
+    narrowed = t.mean() + 0.5 * (t - t.mean())
+    assert sorted_l1_loss(narrowed, t).item() == pytest.approx(0.5 * (t - t.mean()).abs().mean().item(), rel=0.05)
+    # gradients reach every voxel inside the mask and none outside it
+    pred = narrowed.clone().requires_grad_(True)
+    mask = torch.zeros_like(t)
+    mask[..., :4] = 1
+    build_loss("sorted_l1")(pred, t, mask).backward()
+    assert (pred.grad[..., 4:] == 0).all() and (pred.grad[..., :4] != 0).float().mean() > 0.9
+    assert sorted_l1_loss(pred, t, mask=torch.zeros_like(t)).item() == 0.0
