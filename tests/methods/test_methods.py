@@ -148,25 +148,3 @@ def test_method_configs_round_trip_and_pix2pix_uses_the_papers_init():
     method = build_method(cfg.model, ModelIO(in_channels=1))
     weights = torch.cat([m.weight.detach().flatten() for m in method.modules() if isinstance(m, torch.nn.Conv2d)])
     assert abs(float(weights.std()) - 0.02) < 0.002 and abs(float(weights.mean())) < 0.002
-
-
-def test_supervised_histogram_term_adds_the_weighted_sorted_l1_inside_the_mask():
-    from neurotrans.losses import sorted_l1_loss
-
-    torch.manual_seed(0)
-    net = torch.nn.Conv2d(2, 1, 3, padding=1)
-    batch = _batch(2)
-    pred = net(batch["input"])
-    plain = SupervisedMethod(net, loss="l1").training_step(batch, "main")
-    assert "histogram" not in plain
-    out = SupervisedMethod(net, loss="l1", histogram_weight=0.5).training_step(batch, "main")
-    hist = sorted_l1_loss(pred, batch["target"], mask=batch["mask"])
-    torch.testing.assert_close(out["histogram"], hist.detach())
-    torch.testing.assert_close(out["loss"], F.l1_loss(pred, batch["target"]) + 0.5 * hist)
-    assert build_method(SupervisedConfig(generator="unet_pix2pix", generator_args={"base": 4, "depth": 3},
-                                         histogram_weight=2.0), ModelIO(in_channels=2)).histogram_weight == 2.0
-    for bad in (-1.0, float("nan")):
-        with pytest.raises(ValueError, match="histogram_weight"):
-            SupervisedConfig(histogram_weight=bad)
-        with pytest.raises(ValueError, match="histogram_weight"):
-            SupervisedMethod(net, histogram_weight=bad)

@@ -1,5 +1,4 @@
-"""Voxel-wise regression losses (L1, MSE, Charbonnier) with optional masks and weights, and the
-position-free histogram term (sorted L1, the 1-D Wasserstein distance of the intensities)."""
+"""Voxel-wise regression losses (L1, MSE, Charbonnier) with optional masks and weights."""
 
 from __future__ import annotations
 
@@ -87,35 +86,6 @@ def charbonnier_loss(
     return reduce_weighted(torch.sqrt((pred - target).square() + eps * eps), mask, weights)
 
 
-def sorted_l1_loss(pred: torch.Tensor, target: torch.Tensor, *, mask=None) -> torch.Tensor:
-    """Histogram loss: the 1-D Wasserstein-1 distance between the intensities of ``pred`` and ``target``.
-
-    Per sample, the voxels inside ``mask`` are sorted in both images and compared rank by rank,
-    ``mean |sort(pred) - sort(target)|`` (the optimal transport between two equal-size samples on
-    a line), then averaged over the samples that have a voxel in the mask. It ignores where an
-    intensity sits, so it is zero for any rearrangement of the target and only penalises a wrong
-    histogram: a voxel-wise loss alone regresses to the conditional mean and narrows the histogram
-    (bright lesions and the tail come out dimmed), which this term resists. Add it to a voxel-wise
-    loss with a weight; alone it does not place anything.
-
-    Args:
-        pred, target: (B, C, H, W[, D]).
-        mask: optional, broadcastable to ``pred``, 1 (or True) where the voxel counts.
-
-    References: Risser et al. 2017 (histogram losses for texture synthesis, by sorting); Villani
-    2003, the quantile form of W1 on the line (``scipy.stats.wasserstein_distance`` in the tests).
-    """
-    _check_shapes(pred, target)
-    keep = torch.ones_like(pred, dtype=torch.bool) if mask is None else (mask > 0).expand_as(pred)
-    terms = []
-    for p, t, m in zip(pred, target, keep, strict=True):
-        if m.any():
-            terms.append((torch.sort(p[m]).values - torch.sort(t[m]).values).abs().mean())
-    if not terms:
-        return (pred * 0.0).sum()  # no voxel in the mask: zero, keeping the graph
-    return torch.stack(terms).mean()
-
-
 class L1Loss(nn.Module):
     """Module form of :func:`l1_loss`: ``loss(pred, target, mask=None, weights=None)``."""
 
@@ -141,10 +111,3 @@ class CharbonnierLoss(nn.Module):
 
     def forward(self, pred, target, mask=None, weights=None) -> torch.Tensor:
         return charbonnier_loss(pred, target, eps=self.eps, mask=mask, weights=weights)
-
-
-class SortedL1Loss(nn.Module):
-    """Module form of :func:`sorted_l1_loss` (the histogram term)."""
-
-    def forward(self, pred, target, mask=None) -> torch.Tensor:
-        return sorted_l1_loss(pred, target, mask=mask)

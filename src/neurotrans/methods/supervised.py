@@ -1,5 +1,4 @@
-"""Supervised regression: one network, a reconstruction loss (L1, L2, Charbonnier, WL1 or NWL1),
-optionally plus a histogram term (sorted L1 inside the brain mask).
+"""Supervised regression: one network, a reconstruction loss (L1, L2, Charbonnier, WL1 or NWL1).
 
 References: Ronneberger et al., U-Net (MICCAI 2015); the T1-MRI -> FDG-PET U-Net of
 "Demystifying T1-MRI to FDG-PET translation" (papers/000: L1, AdamW); the 3D FCN of the MS
@@ -13,7 +12,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from neurotrans.losses import build_loss, sorted_l1_loss
+from neurotrans.losses import build_loss
 from neurotrans.methods.base import (
     Batch,
     Method,
@@ -52,9 +51,6 @@ class SupervisedConfig(MethodConfig):
         loss: ``l1``, ``mse``, ``charbonnier``, or the MS thesis's lesion-weighted ``wl1`` /
             ``nwl1`` (the "3D U-Net+L1W" baseline; they need ``data.aux: [lesions, NAWM]``).
         init: ``None`` (PyTorch's default), ``normal`` (N(0, 0.02)), ``xavier`` or ``kaiming``.
-        histogram_weight: weight of ``losses.sorted_l1_loss`` between prediction and target inside
-            each sample's mask, added to ``loss`` (0: off). A voxel-wise loss regresses to the mean and
-            dims bright lesions; this position-free term keeps the predicted histogram's width.
     """
 
     method: ClassVar[str] = "supervised"
@@ -62,15 +58,12 @@ class SupervisedConfig(MethodConfig):
     generator_args: dict[str, Any] = field(default_factory=dict)
     loss: str = "l1"
     init: str | None = None
-    histogram_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_network_name(self.generator, "model.generator")
         check_reconstruction_loss(self.loss, "model.loss", RECONSTRUCTION_LOSSES + REGION_LOSSES)
         if self.init not in (None, "normal", "xavier", "kaiming"):
             raise ValueError(f"model.init = {self.init!r}; choose normal, xavier, kaiming or null")
-        if not self.histogram_weight >= 0:
-            raise ValueError(f"model.histogram_weight = {self.histogram_weight!r}; use a weight >= 0 (0 turns it off)")
 
     def check_data(self, data: Any) -> None:
         check_region_data(self.loss, tuple(data.aux))
@@ -83,38 +76,27 @@ class SupervisedMethod(Method):
         net: translator, (B, C, H, W[, D]) -> (B, 1, H, W[, D]).
         loss: ``l1``, ``mse``, ``charbonnier``, ``wl1`` or ``nwl1``.
         aux: ``batch["aux"]`` channel names (``ModelIO.aux``), for ``wl1`` / ``nwl1``.
-        histogram_weight: weight of the sorted-L1 histogram term inside ``batch["mask"]`` (0: off).
     """
 
     Config = SupervisedConfig
     summary: ClassVar[str] = "one network regressing the target with L1/L2/Charbonnier (U-Net, FCN; papers 000, 003)"
 
-    def __init__(self, net: nn.Module, loss: str = "l1", aux: tuple[str, ...] = (),
-                 histogram_weight: float = 0.0) -> None:
+    def __init__(self, net: nn.Module, loss: str = "l1", aux: tuple[str, ...] = ()) -> None:
         super().__init__({"net": net})
         check_reconstruction_loss(loss, "loss", RECONSTRUCTION_LOSSES + REGION_LOSSES)
-        if not histogram_weight >= 0:
-            raise ValueError(f"histogram_weight = {histogram_weight!r}; use a weight >= 0")
         self.loss_name = loss
-        self.histogram_weight = float(histogram_weight)
         self.loss_fn = Reconstruction(loss, aux) if loss in REGION_LOSSES else build_loss(loss)
 
     @classmethod
     def from_config(cls, config: SupervisedConfig, io: ModelIO) -> SupervisedMethod:
         net = build_net(config.generator, config.generator_args, where="model.generator_args",
                         spatial_dims=io.spatial_dims, in_channels=io.in_channels, out_channels=1)
-        return cls(initialise(net, config.init), loss=config.loss, aux=tuple(io.aux),
-                   histogram_weight=config.histogram_weight)
+        return cls(initialise(net, config.init), loss=config.loss, aux=tuple(io.aux))
 
     def training_step(self, batch: Batch, group: str) -> dict[str, Tensor]:
         pred = self.networks["net"](batch["input"])
         loss = self.loss_fn(pred, batch if self.loss_name in REGION_LOSSES else batch["target"])
-        logs = {self.loss_name: loss.detach()}
-        if self.histogram_weight > 0:
-            hist = sorted_l1_loss(pred, batch["target"], mask=batch.get("mask"))
-            loss = loss + self.histogram_weight * hist
-            logs["histogram"] = hist.detach()
-        return {"loss": loss, **logs}
+        return {"loss": loss, self.loss_name: loss.detach()}
 
     def predict(self, x: Tensor, covariates: Tensor | None = None) -> Tensor:
         return self.networks["net"](x)
