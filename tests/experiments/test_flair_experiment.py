@@ -143,17 +143,13 @@ def test_rescore_scores_saved_predictions_against_the_other_patients(tmp_path, r
     again = R.rescore(results, tmp_path / "manifest.tsv", tmp_path / "out")
     from neurotrans.io.manifest import read_manifest
 
-    man = read_manifest(tmp_path / "manifest.tsv")
-    expected = R.score_prediction(pred, man, 1, "t2w")
+    images = R.load_images(read_manifest(tmp_path / "manifest.tsv"), "t2w")
+    expected = R.score_prediction(pred, images, 1)
     assert again.loc[0, "psnr"] == pytest.approx(expected["psnr"]) and again.loc[0, "hm_mae"] < again.loc[0, "mae"]
     assert again.loc[1, "psnr"] == 0.0 and np.isnan(again.loc[1, "hm_mae"])  # no saved prediction: row kept
     # the histogram reference is the other two patients, never the left-out one's own target
-    from neurotrans.io.nifti import load_volume
-
-    def target(i):
-        return load_volume(man.path(i, "T2w")).data.astype(np.float64), brain
-
-    real = target(1)[0]
-    own = R.scores(R.matched_to_training(pred, brain, [target(1)]), real, brain)
-    others = R.scores(R.matched_to_training(pred, brain, [target(0), target(2)]), real, brain)
-    assert again.loc[0, "hm_psnr"] == pytest.approx(others["psnr"]) != pytest.approx(own["psnr"])
+    real = images[1][0]
+    own = R.scores(R.matched_to_training(pred, brain, [images[1]]), real, brain)
+    others = R.scores(R.matched_to_training(pred, brain, [images[0], images[2]]), real, brain)
+    assert others["psnr"] != pytest.approx(own["psnr"])
+    assert again.loc[0, "hm_psnr"] == pytest.approx(others["psnr"])

@@ -18,12 +18,14 @@ and ch. 4 (64^3 patches, 50 % overlap, rotation/scaling augmentation).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from neurotrans.config import DataConfig, SplitConfig
+from neurotrans.data.crop import mask_box, shifted_grid
 from neurotrans.data.grid import Grid, mni_grid
 from neurotrans.data.preprocess import PreparedSubject
 from neurotrans.errors import InputError
@@ -74,10 +76,6 @@ def split_subjects(manifest: Manifest, split: SplitConfig) -> dict[str, list[str
 
 def _piece(subject: PreparedSubject, lo: int, hi: int) -> PreparedSubject:
     """The part ``[lo, hi)`` of ``subject`` along its last axis (a view; the grid moves with it)."""
-    from dataclasses import replace
-
-    from neurotrans.data.crop import shifted_grid
-
     cut = (slice(None), slice(None), slice(None), slice(lo, hi))
     shape = (*subject.shape[:2], hi - lo)
     return replace(subject, inputs=subject.inputs[cut],
@@ -107,19 +105,16 @@ def hold_out_slabs(subjects: Sequence[PreparedSubject], fraction: float
     train, val = [], []
     for s in subjects:
         n = s.shape[2]
+        first, last = 0, n
         if s.mask is not None and s.mask.any():
-            idx = np.flatnonzero(np.asarray(s.mask).any(axis=(0, 1)))
-            first, last = int(idx[0]), int(idx[-1]) + 1
-        else:
-            first, last = 0, n
+            start, shape = mask_box(np.asarray(s.mask))
+            first, last = start[2], start[2] + shape[2]
         width = max(1, round(fraction * (last - first)))
         lo = (first + last - width) // 2
         hi = lo + width
         val.append(_piece(s, lo, hi))
-        for a, b in ((0, lo), (hi, n)):
-            piece = _piece(s, a, b) if b > a else None
-            if piece is not None and (piece.mask is None or piece.mask.any()):
-                train.append(piece)
+        pieces = [_piece(s, a, b) for a, b in ((0, lo), (hi, n)) if b > a]
+        train += [p for p in pieces if p.mask is None or p.mask.any()]
     return train, val
 
 

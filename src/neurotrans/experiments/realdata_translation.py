@@ -66,19 +66,21 @@ def matched_to_training(pred: np.ndarray, brain: np.ndarray,
     return out
 
 
-def score_prediction(pred: np.ndarray, manifest: Any, row: int, task: str) -> dict[str, float]:
-    """Scores of ``pred`` for manifest row ``row``, as is and histogram-matched (``hm_``) to the other rows."""
+def load_images(manifest: Any, task: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every manifest row's ``(target, brain)`` for ``task``: the target image and the T1w's non-zero voxels."""
     from neurotrans.io.nifti import load_volume
 
     target = TASKS[task][1]
+    return [(load_volume(manifest.path(i, target)).data.astype(np.float64), load_volume(manifest.path(i, "T1w")).data != 0)
+            for i in range(len(manifest))]
 
-    def images(i: int) -> tuple[np.ndarray, np.ndarray]:
-        return (load_volume(manifest.path(i, target)).data.astype(np.float64),
-                load_volume(manifest.path(i, "T1w")).data != 0)
 
-    real, brain = images(row)
+def score_prediction(pred: np.ndarray, images: Sequence[tuple[np.ndarray, np.ndarray]], row: int) -> dict[str, float]:
+    """Scores of ``pred`` against ``images[row]`` (:func:`load_images`), as is and histogram-matched
+    (``hm_``) to the other rows."""
+    real, brain = images[row]
     pred = np.asarray(pred, dtype=np.float64)
-    matched = matched_to_training(pred, brain, [images(i) for i in range(len(manifest)) if i != row])
+    matched = matched_to_training(pred, brain, [im for i, im in enumerate(images) if i != row])
     return {**scores(pred, real, brain), **{f"hm_{k}": v for k, v in scores(matched, real, brain).items()}}
 
 
@@ -121,7 +123,7 @@ def run_fold(task: str, model: str, fold: int, manifest: Path, out: Path, extra:
     """Train (or reuse) one model for one left-out patient and score its prediction."""
     from neurotrans.inference.predict import load_trained, predict_subject, prepare_for_prediction
     from neurotrans.io.manifest import read_manifest
-    from neurotrans.io.nifti import load_volume, save_volume
+    from neurotrans.io.nifti import save_volume
     from neurotrans.io.run import RunFolder
     from neurotrans.methods import FittedMethod
     from neurotrans.training.run import train_from_config
@@ -140,11 +142,11 @@ def run_fold(task: str, model: str, fold: int, manifest: Path, out: Path, extra:
     if not isinstance(method, FittedMethod):  # wide windows: the U-Net has no normalisation layer
         info = dataclasses.replace(info, sampling={**info.sampling, "patch_size": [96, 96, 96], "overlap": 0.25})
     pred = predict_subject(method, info, subject)
-    affine = load_volume(man.path(row, TASKS[task][1])).affine
-    save_volume(run / "prediction.nii.gz", pred, affine, overwrite=True)  # for a look, and --rescore
+    ref = subject.reference  # the input grid, which the target shares
+    save_volume(run / "prediction.nii.gz", pred, ref.affine, ref.header, overwrite=True)  # for a look, and --rescore
     outcome = folder.read_outcome()
     return {"task": task, "model": model, "fold": fold, "subject": info.test_subjects[0],
-            **score_prediction(pred, man, row, task), "steps": outcome.steps if outcome else -1,
+            **score_prediction(pred, load_images(man, task), row), "steps": outcome.steps if outcome else -1,
             "seconds": time.monotonic() - started}
 
 
@@ -154,12 +156,15 @@ def rescore(results: pd.DataFrame, manifest: Path, out: Path) -> pd.DataFrame:
     from neurotrans.io.nifti import load_volume
 
     man = read_manifest(manifest)
+    images: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}  # per task, read once
     rows = []
     for rec in results.to_dict("records"):
-        saved = out / "runs" / str(rec["task"]) / str(rec["model"]) / f"fold{rec['fold']}" / "prediction.nii.gz"
+        task = str(rec["task"])
+        saved = out / "runs" / task / str(rec["model"]) / f"fold{rec['fold']}" / "prediction.nii.gz"
         if saved.is_file():
-            pred = load_volume(saved).data
-            rec = {**rec, **score_prediction(pred, man, man.subjects.index(str(rec["subject"])), str(rec["task"]))}
+            if task not in images:
+                images[task] = load_images(man, task)
+            rec = {**rec, **score_prediction(load_volume(saved).data, images[task], man.subjects.index(str(rec["subject"])))}
         rows.append(rec)
     return pd.DataFrame(rows)
 

@@ -145,8 +145,8 @@ def prepare_training(cfg: Config, manifest: Any, multiple: int, *, share: tuple[
                                  "too few slices)", "lower split.holdout or set it to 0")
         sampling = sampling_of(cfg.data, [s.shape for s in train], multiple)
         train_sets = build_datasets(fit, cfg.data, sampling, multiple, seed=seed, train=True)
-    val = prepare(manifest, parts["val"][: cfg.trainer.val_subjects_max], cfg.data, cohort_stats, share=share)
-    val = [*val, *slabs]
+    val = [*prepare(manifest, parts["val"][: cfg.trainer.val_subjects_max], cfg.data, cohort_stats, share=share),
+           *slabs]
     val_sets = build_datasets(val, cfg.data, sampling, multiple, seed=seed, train=False)
     return TrainingData(parts, cohort_stats, train, val, fit, sampling, train_sets, val_sets)
 
