@@ -26,7 +26,7 @@ from neurotrans.plain import to_plain
 CONFIG_DIR = Path(__file__).resolve().parent / "experiments" / "configs"
 
 
-AUGMENTATIONS = ("flip", "rot90", "scale")
+AUGMENTATIONS = ("flip", "rot90", "scale", "gamma", "bias")
 OPTIMISER_NAMES = ("adam", "adamw", "sgd", "adamax")
 SPLIT_KINDS = ("fixed", "kfold", "loo", "explicit")
 EARLY_STOPPING = ("none", "patience", "up")
@@ -80,7 +80,9 @@ class DataConfig:
         samples_per_volume: 3D: random patches per subject per epoch, centred on mask
             voxels; 0 uses the regular patch grid instead.
         augment: any of ``flip`` (left-right), ``rot90`` (90/180/270 degrees in-plane),
-            ``scale`` (zoom 0.75 or 1.25), each applied with probability ``augment_p``.
+            ``scale`` (zoom 0.75 or 1.25), and for the input channels only ``gamma``
+            (log-gamma in [-0.3, 0.3]) and ``bias`` (a smooth cubic bias field), each
+            applied with probability ``augment_p``.
         augment_p: probability of each augmentation.
         batch_size: samples per batch.
         skip_empty: 2D: drop slices with an empty mask from training.

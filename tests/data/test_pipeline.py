@@ -85,6 +85,24 @@ def test_augmentation_is_a_function_of_seed_epoch_and_index(cohort_with_masks):
     assert item["input"].shape == plain[i]["input"].shape
 
 
+def test_intensity_augmentation_composes_with_the_spatial_one_and_spares_the_target(cohort_with_masks):
+    from neurotrans.data.augment import Compose, RandomFlipRotateScale, RandomIntensity
+    from neurotrans.data.pipeline import augmentation
+
+    data = _data(cohort_with_masks, augment=("flip", "gamma", "bias"), augment_p=1.0)
+    t = augmentation(data)
+    assert isinstance(t, Compose) and [type(x) for x in t.transforms] == [RandomFlipRotateScale, RandomIntensity]
+    assert isinstance(augmentation(_data(cohort_with_masks, augment=("gamma",))), RandomIntensity)
+    subjects = prepare(cohort_with_masks, cohort_with_masks.subjects, data, {})
+    sampling = sampling_of(data, [s.shape for s in subjects], 8)
+    (aug,) = build_datasets(subjects, data, sampling, 8, seed=0, train=True)
+    (plain,) = build_datasets(subjects, data, sampling, 8, seed=0, train=False)
+    a, b = aug[0], plain[0]
+    flipped = {k: torch.flip(b[k], [1]) for k in ("input", "target")}  # p = 1: always the left-right flip
+    assert torch.equal(a["target"], flipped["target"])  # the target's intensities are untouched
+    assert not torch.allclose(a["input"], flipped["input"])
+
+
 def test_cohort_zscore_pools_every_training_voxel(cohort_with_masks):
     data = _data(cohort_with_masks, normalisation={"T1w": "zscore:cohort", "FDG": "zscore"})
     train = cohort_with_masks.subjects[:3]

@@ -1,13 +1,17 @@
-"""Spatial augmentation of dataset items: random parameters, then a deterministic transform.
+"""Augmentation of dataset items: random parameters, then a deterministic transform.
 
 Each random transform samples its parameters (from a ``torch.Generator`` if given, else
 torch's global generator, which the DataLoader seeds per worker) and calls a plain
 deterministic function, so any augmentation can be replayed from its parameters (TorchIO
 style). The same geometry is applied to ``input``, ``target`` and ``mask`` (the mask by
 nearest neighbour), for 2D items ``(C, H, W)`` and 3D items ``(C, D, H, W)`` alike.
+Intensity augmentation (:class:`RandomIntensity`: gamma and a smooth bias field) changes
+the input channels only: the target's contrast is what the model learns, the inputs'
+contrast is what varies between scanners.
 
 References:
-    CF-SAGAN (rotation and scaling augmentation of 3D patches); TorchIO (Perez-Garcia et al., 2021).
+    CF-SAGAN (rotation and scaling augmentation of 3D patches); TorchIO (Perez-Garcia et al., 2021:
+    RandomGamma, RandomBiasField).
 """
 
 from __future__ import annotations
@@ -163,6 +167,90 @@ class RandomFlipRotateScale:
 
     def __call__(self, item: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Any]:
         return self.apply(item, **self.sample(generator))
+
+
+def _monomials(shape: Sequence[int], order: int) -> torch.Tensor:
+    """Every monomial ``x^i y^j (z^k)`` of total degree <= ``order`` on ``shape``, coordinates in [-1, 1]: ``(M, *shape)``."""
+    axes = [torch.linspace(-1.0, 1.0, n) if n > 1 else torch.zeros(1) for n in shape]
+    coords = torch.meshgrid(*axes, indexing="ij")
+    powers = [p for p in _powers(len(shape), order) if any(p)]
+    return torch.stack([math.prod(c ** e for c, e in zip(coords, p, strict=True)) for p in powers])
+
+
+def _powers(dims: int, order: int) -> list[tuple[int, ...]]:
+    if dims == 0:
+        return [()]
+    return [(e, *rest) for e in range(order + 1) for rest in _powers(dims - 1, order - e)]
+
+
+def bias_field_terms(dims: int, order: int = 3) -> int:
+    """Number of coefficients of a bias field of ``order`` in ``dims`` dimensions (constant term excluded)."""
+    return len(_powers(dims, order)) - 1
+
+
+def intensity(item: dict[str, Any], log_gammas: Sequence[float], coefficients: Sequence[Sequence[float]] | None = None,
+              order: int = 3) -> dict[str, Any]:
+    """Gamma and a smooth multiplicative bias field on each input channel of ``item``.
+
+    Channel ``c`` is mapped to [0, 1] by its own minimum and maximum in the item, raised to
+    ``exp(log_gammas[c])``, multiplied by ``exp(sum_k coefficients[c][k] * monomial_k)``
+    (a polynomial of total degree ``order`` in coordinates spanning [-1, 1] over the item,
+    no constant term) and mapped back to its range. The minimum (the background of a
+    brain-extracted image) stays where it is; a channel with zero log-gamma and zero
+    coefficients is returned unchanged.
+    """
+    x = item["input"].float()
+    if len(log_gammas) != x.shape[0] or (coefficients is not None and len(coefficients) != x.shape[0]):
+        raise ValueError(f"intensity augmentation got parameters for {len(log_gammas)} channel(s), "
+                         f"the item has {x.shape[0]}")
+    terms = _monomials(x.shape[1:], order) if coefficients is not None else None
+    channels = []
+    for c in range(x.shape[0]):
+        if log_gammas[c] == 0 and (coefficients is None or not any(coefficients[c])):
+            channels.append(x[c])  # untouched, bit for bit
+            continue
+        lo, hi = x[c].min(), x[c].max()
+        span = (hi - lo).clamp_min(1e-8)
+        u = ((x[c] - lo) / span) ** math.exp(log_gammas[c])
+        if terms is not None:
+            u = u * torch.exp(torch.tensordot(torch.as_tensor(coefficients[c], dtype=u.dtype), terms, dims=1))
+        channels.append(lo + u * span)
+    return {**item, "input": torch.stack(channels)}
+
+
+@dataclass(frozen=True)
+class RandomIntensity:
+    """Per input channel, with probability ``p`` each: a random gamma and a random bias field.
+
+    Scanners differ in contrast and in coil shading; with a handful of training subjects
+    the network otherwise learns the inputs' exact intensities. The target is not touched.
+
+    Args:
+        gamma: log-gamma drawn from ``U(-gamma, gamma)`` (TorchIO's default 0.3); 0 disables.
+        bias: bias-field coefficients drawn from ``U(-bias, bias)`` (TorchIO: 0.5 over a
+            whole head; a patch sees a smaller part of the field); 0 disables.
+        order: degree of the bias-field polynomial.
+        p: probability of each of the two, per channel.
+        spatial_dims: 2 (slices) or 3 (patches/volumes).
+    """
+
+    gamma: float = 0.3
+    bias: float = 0.3
+    order: int = 3
+    p: float = 0.5
+    spatial_dims: int = 3
+
+    def sample(self, channels: int, generator: torch.Generator | None = None) -> dict[str, Any]:
+        n = bias_field_terms(self.spatial_dims, self.order)
+        u = torch.rand(channels, 2, generator=generator)
+        g = (2 * torch.rand(channels, generator=generator) - 1) * self.gamma
+        b = (2 * torch.rand(channels, n, generator=generator) - 1) * self.bias
+        log_gammas = [float(v) if u[c, 0] < self.p else 0.0 for c, v in enumerate(g.tolist())]
+        coefficients = [row if u[c, 1] < self.p else [0.0] * n for c, row in enumerate(b.tolist())]
+        return {"log_gammas": log_gammas, "coefficients": coefficients if self.bias > 0 else None}
+
+    def __call__(self, item: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Any]:
+        return intensity(item, **self.sample(int(item["input"].shape[0]), generator), order=self.order)
 
 
 @dataclass(frozen=True)

@@ -291,11 +291,17 @@ def augmentation(data: DataConfig) -> Any:
     """The random transform ``data.augment`` asks for, or ``None``."""
     if not data.augment:
         return None
-    from neurotrans.data.augment import RandomFlipRotateScale
+    from neurotrans.data.augment import Compose, RandomFlipRotateScale, RandomIntensity
 
     names = set(data.augment)
-    return RandomFlipRotateScale(flip="flip" in names, rot90="rot90" in names, scale="scale" in names,
-                                 p=data.augment_p, spatial_dims=data.spatial_dims)
+    transforms: list[Any] = []
+    if names & {"flip", "rot90", "scale"}:
+        transforms.append(RandomFlipRotateScale(flip="flip" in names, rot90="rot90" in names, scale="scale" in names,
+                                                p=data.augment_p, spatial_dims=data.spatial_dims))
+    if names & {"gamma", "bias"}:
+        transforms.append(RandomIntensity(gamma=0.3 if "gamma" in names else 0.0, bias=0.3 if "bias" in names else 0.0,
+                                          p=data.augment_p, spatial_dims=data.spatial_dims))
+    return transforms[0] if len(transforms) == 1 else Compose(tuple(transforms))
 
 
 def build_datasets(subjects: Sequence[PreparedSubject], data: DataConfig, sampling: dict[str, Any], multiple: int,
