@@ -83,8 +83,23 @@ def test_realdata_table_says_where_the_network_wins():
     assert R.table(results, "hm_") == "" and "histogram-matched" not in R.tables(results)
     results = results.assign(hm_psnr=[24.0, 23.0], hm_ssim=[0.8, 0.9], hm_mae=[0.03, 0.02], hm_r=[0.71, 0.75])
     matched = [ln for ln in R.table(results, "hm_").splitlines() if ln.startswith("| a |")][0]
-    assert matched.startswith("| a | 24.00 | 0.8000 | 0.0300 | 0.7100 | 23.00 |") and matched.endswith("| SSIM, MAE, r |")
-    assert R.tables(results).count("### ") == 2
+    assert matched.startswith("| a | unet_realdata | 24.00 | 0.8000 | 0.0300 | 0.7100 | 23.00 |")
+    assert matched.endswith("| SSIM, MAE, r |") and R.tables(results).count("### ") == 2
+    # every deep recipe gets its own line against the same forest
+    both = pd.concat([results, results.iloc[[1]].assign(model="fcn_realdata", psnr=19.0, ssim=0.81)])
+    lines = [ln for ln in R.table(both).splitlines() if ln.startswith("| a |")]
+    assert [ln.split(" | ")[1] for ln in lines] == ["unet_realdata", "fcn_realdata"]
+    assert lines[1].endswith("| SSIM, MAE, r |")
+
+
+def test_every_deep_recipe_is_packaged_for_every_task():
+    from neurotrans.config import load_config
+
+    for deep in R.DEEP:
+        for task, (inputs, target) in R.TASKS.items():
+            cfg = load_config(f"{deep}_{task}")
+            assert (tuple(cfg.data.inputs), cfg.data.target) == (inputs, target)
+            assert cfg.split.kind == "loo" and cfg.split.holdout > 0 and cfg.trainer.early_stopping == "patience"
 
 
 def test_histogram_matching_gives_the_training_tail_and_keeps_the_order(rng):
@@ -123,8 +138,8 @@ def test_cropped_manifest_keeps_world_coordinates(tmp_path):
     np.testing.assert_array_equal(vol.data[2:9, 2:11, 2:7], t1[5:12, 6:15, 4:9])
 
 
-def test_rescore_scores_saved_predictions_against_the_other_patients(tmp_path, rng):
-    """Rows with a saved prediction get both score sets; the histogram reference is the other patients only."""
+def _three_patients(root, rng):
+    """A manifest of three tiny brain-extracted patients with T1w and T2w; returns the brain mask."""
     from neurotrans.io.nifti import save_volume
 
     brain = np.zeros((12, 12, 12), bool)
@@ -133,9 +148,40 @@ def test_rescore_scores_saved_predictions_against_the_other_patients(tmp_path, r
     for s in ("p0", "p1", "p2"):
         for column, data in (("T1w", np.where(brain, 1.0 + rng.random(brain.shape), 0.0)),
                              ("T2w", np.where(brain, rng.gamma(3.0, 40.0, brain.shape), 0.0))):
-            save_volume(tmp_path / s / f"{column}.nii.gz", data.astype(np.float32), np.eye(4))
+            save_volume(root / s / f"{column}.nii.gz", data.astype(np.float32), np.eye(4))
         rows.append({"subject": s, "session": "1", "T1w": f"{s}/T1w.nii.gz", "T2w": f"{s}/T2w.nii.gz"})
-    pd.DataFrame(rows).to_csv(tmp_path / "manifest.tsv", sep="\t", index=False)
+    pd.DataFrame(rows).to_csv(root / "manifest.tsv", sep="\t", index=False)
+    return brain
+
+
+def test_ensemble_is_the_mean_of_the_deep_recipes_saved_predictions(tmp_path, rng):
+    from neurotrans.io.manifest import read_manifest
+    from neurotrans.io.nifti import load_volume, save_volume
+
+    brain = _three_patients(tmp_path, rng)
+    images = R.load_images(read_manifest(tmp_path / "manifest.tsv"), "t2w")
+    real = images[2][0]
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    # two guesses with independent errors
+    preds = [np.where(brain, real + rng.normal(0, 30, real.shape), 0.0).astype(np.float32) for _ in R.DEEP]
+    for model, pred in zip(R.DEEP, preds, strict=True):
+        save_volume(tmp_path / "out" / "runs" / "t2w" / model / "fold2" / "prediction.nii.gz", pred, affine)
+    rec = R.ensemble_fold("t2w", R.DEEP, 2, "p2", tmp_path / "manifest.tsv", tmp_path / "out")
+    saved = load_volume(tmp_path / "out" / "runs" / "t2w" / R.ENSEMBLE / "fold2" / "prediction.nii.gz")
+    np.testing.assert_allclose(saved.data, np.mean(preds, axis=0), rtol=1e-6)
+    np.testing.assert_allclose(saved.affine, affine)
+    assert (rec["model"], rec["subject"]) == (R.ENSEMBLE, "p2")
+    assert rec["psnr"] == pytest.approx(R.score_prediction(saved.data, images, 2)["psnr"])
+    # independent errors partly cancel in the mean
+    assert rec["mae"] < min(R.scores(p, real, brain)["mae"] for p in preds)
+    assert rec["r"] > max(R.scores(p, real, brain)["r"] for p in preds)
+
+
+def test_rescore_scores_saved_predictions_against_the_other_patients(tmp_path, rng):
+    """Rows with a saved prediction get both score sets; the histogram reference is the other patients only."""
+    from neurotrans.io.nifti import save_volume
+
+    brain = _three_patients(tmp_path, rng)
     pred = np.where(brain, np.sqrt(rng.gamma(3.0, 40.0, brain.shape)), 0.0).astype(np.float32)
     save_volume(tmp_path / "out" / "runs" / "t2w" / "unet_realdata" / "fold1" / "prediction.nii.gz", pred, np.eye(4))
     results = pd.DataFrame([{"task": "t2w", "model": "unet_realdata", "fold": 1, "subject": "p1", "psnr": 0.0},
@@ -153,3 +199,35 @@ def test_rescore_scores_saved_predictions_against_the_other_patients(tmp_path, r
     others = R.scores(R.matched_to_training(pred, brain, [images[0], images[2]]), real, brain)
     assert others["psnr"] != pytest.approx(own["psnr"])
     assert again.loc[0, "hm_psnr"] == pytest.approx(others["psnr"])
+
+
+def test_main_scores_the_ensemble_after_both_deep_recipes(tmp_path, rng, monkeypatch, capsys):
+    """The leave-one-out loop: forest, each deep recipe, then their ensemble, resumable from results.tsv."""
+    import neurotrans.experiments.realdata as realdata
+    from neurotrans.io.manifest import read_manifest
+    from neurotrans.io.nifti import save_volume
+
+    brain = _three_patients(tmp_path, rng)
+    monkeypatch.setattr(realdata, "realdata_manifest", lambda root, out: tmp_path / "manifest.tsv")
+    images = R.load_images(read_manifest(tmp_path / "manifest.tsv"), "t2w")
+    calls = []
+
+    def fake_fold(task, model, fold, manifest, out, extra):
+        calls.append((model, fold, tuple(extra)))
+        subject = f"p{fold}"
+        pred = np.where(brain, images[fold][0] + rng.normal(0, 20, brain.shape), 0).astype(np.float32)
+        save_volume(out / "runs" / task / model / f"fold{fold}" / "prediction.nii.gz", pred, np.eye(4))
+        return {"task": task, "model": model, "fold": fold, "subject": subject,
+                **R.score_prediction(pred, images, fold), "steps": 1, "seconds": 0.0}
+
+    monkeypatch.setattr(R, "run_fold", fake_fold)
+    argv = ["--out", str(tmp_path / "out"), "--tasks", "t2w", "--folds", "1", "--set", "trainer.max_steps=5"]
+    assert R.main(argv) == 0
+    assert [c[:2] for c in calls] == [("random_forest", 1), ("fcn_realdata", 1), ("unet_realdata", 1)]
+    assert calls[1][2] == calls[2][2] == ("trainer.max_steps=5",) and "split.kind=loo" in calls[0][2]
+    results = pd.read_csv(tmp_path / "out" / "results.tsv", sep="\t")
+    assert list(results.model) == ["random_forest", "fcn_realdata", "unet_realdata", R.ENSEMBLE]
+    assert (results.subject == "p1").all()
+    assert "| p1 | ensemble |" in (tmp_path / "out" / "table.md").read_text()
+    assert R.main(argv) == 0 and len(calls) == 3  # everything done is reused
+    assert R.main([*argv, "--deep", "unet_realdata"]) == 0 and len(calls) == 3  # one recipe: no ensemble row

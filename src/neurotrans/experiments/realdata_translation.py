@@ -3,8 +3,11 @@
 Three patients of ``../shared/realdata`` (two gliomas, one chronic stroke) on their native
 1 mm grids. For T1w + T2w -> FLAIR and T1w -> T2w, each patient is left out in turn; the
 random forest (``random_forest_<target>`` with the recipe's per-image z-score, native
-grids) and the deep recipe (``unet_realdata_<target>``) are trained on the other two and
-predict the left-out patient with the library's ``predict_subject``. Scores inside the
+grids) and the two deep recipes (``fcn_realdata_<target>``, a local 3D FCN, and
+``unet_realdata_<target>``, the thesis's U-Net) are trained on the other two and predict
+the left-out patient with the library's ``predict_subject``; their ``ensemble``, the mean
+of the two predictions (what ``neurotrans predict`` writes given both checkpoints), is the
+recipe this experiment recommends. Scores inside the
 brain (the non-zero voxels of the T1w, the scans being brain-extracted), after scaling
 each image to [0, 1] by its own 99.5th brain percentile (clipped): PSNR (peak 1), SSIM
 (data range 1) and MAE, and Pearson's r, which no intensity scaling changes. Each image is
@@ -32,6 +35,8 @@ import pandas as pd
 
 TASKS: dict[str, tuple[tuple[str, ...], str]] = {"flair": (("T1w", "T2w"), "FLAIR"), "t2w": (("T1w",), "T2w")}
 PERCENTILE = 99.5
+DEEP = ("fcn_realdata", "unet_realdata")  # packaged as <recipe>_<task>
+ENSEMBLE = "ensemble"  # the mean of the deep recipes' predictions: the recipe
 
 
 def scale_unit(image: np.ndarray, brain: np.ndarray) -> np.ndarray:
@@ -131,7 +136,7 @@ def run_fold(task: str, model: str, fold: int, manifest: Path, out: Path, extra:
     run = out / "runs" / task / model / f"fold{fold}"
     folder = RunFolder(run)
     started = time.monotonic()
-    config = f"random_forest_{task}" if model == "random_forest" else f"unet_realdata_{task}"
+    config = f"{model}_{task}"
     if folder.read_outcome() is None:
         train_from_config(config, [f"data.manifest={manifest}", f"split.fold={fold}", "trainer.progress=false",
                                    *extra], out=run, overwrite=True)
@@ -139,7 +144,7 @@ def run_fold(task: str, model: str, fold: int, manifest: Path, out: Path, extra:
     man = read_manifest(manifest)
     row = man.subjects.index(info.test_subjects[0])
     subject = prepare_for_prediction(man, row, info)
-    if not isinstance(method, FittedMethod):  # wide windows: the U-Net has no normalisation layer
+    if not isinstance(method, FittedMethod):  # wide windows: neither deep recipe has a normalisation layer
         info = dataclasses.replace(info, sampling={**info.sampling, "patch_size": [96, 96, 96], "overlap": 0.25})
     pred = predict_subject(method, info, subject)
     ref = subject.reference  # the input grid, which the target shares
@@ -148,6 +153,25 @@ def run_fold(task: str, model: str, fold: int, manifest: Path, out: Path, extra:
     return {"task": task, "model": model, "fold": fold, "subject": info.test_subjects[0],
             **score_prediction(pred, load_images(man, task), row), "steps": outcome.steps if outcome else -1,
             "seconds": time.monotonic() - started}
+
+
+def ensemble_fold(task: str, models: Sequence[str], fold: int, subject: str, manifest: Path,
+                  out: Path) -> dict[str, Any]:
+    """The mean of the deep recipes' saved predictions for one left-out patient, saved and scored.
+
+    What ``neurotrans predict --checkpoint A/best.pt B/best.pt`` writes: an ensemble's
+    prediction is its models' mean (``inference.uncertainty``).
+    """
+    from neurotrans.io.manifest import read_manifest
+    from neurotrans.io.nifti import load_volume, save_volume
+
+    vols = [load_volume(out / "runs" / task / m / f"fold{fold}" / "prediction.nii.gz") for m in models]
+    pred = np.mean([v.data for v in vols], axis=0, dtype=np.float64).astype(np.float32)
+    save_volume(out / "runs" / task / ENSEMBLE / f"fold{fold}" / "prediction.nii.gz", pred, vols[0].affine,
+                vols[0].header, overwrite=True)
+    man = read_manifest(manifest)
+    return {"task": task, "model": ENSEMBLE, "fold": fold, "subject": subject,
+            **score_prediction(pred, load_images(man, task), man.subjects.index(subject)), "steps": -1, "seconds": 0.0}
 
 
 def rescore(results: pd.DataFrame, manifest: Path, out: Path) -> pd.DataFrame:
@@ -170,7 +194,7 @@ def rescore(results: pd.DataFrame, manifest: Path, out: Path) -> pd.DataFrame:
 
 
 def table(results: pd.DataFrame, prefix: str = "") -> str:
-    """Markdown: per task and left-out patient, the two models' scores and whether the deep model wins.
+    """Markdown: per task, left-out patient and deep recipe, its scores beside the forest's and where it wins.
 
     ``prefix="hm_"``: the scores after histogram matching to the training patients.
     """
@@ -185,19 +209,19 @@ def table(results: pd.DataFrame, prefix: str = "") -> str:
     for task, g in results.groupby("task", sort=False):
         inputs, target = TASKS[str(task)]
         lines += [f"### {' + '.join(inputs)} -> {target} (leave-one-out, inside the brain, [0, 1] by p99.5{how})", "",
-                  "| left out | RF PSNR | RF SSIM | RF MAE | RF r | U-Net PSNR | U-Net SSIM | U-Net MAE | U-Net r "
-                  "| U-Net better on |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| left out | deep recipe | RF PSNR | RF SSIM | RF MAE | RF r | PSNR | SSIM | MAE | r "
+                  "| deep better on |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for subject, s in g.groupby("subject", sort=False):
             rf = s[s.model == "random_forest"]
-            dl = s[s.model != "random_forest"]
-            if rf.empty or dl.empty:
+            if rf.empty:
                 continue
-            a, b = rf.iloc[0], dl.iloc[0]
-            r_a, r_b = a.get("r", np.nan), b.get("r", np.nan)  # results.tsv of older runs have no r
-            wins = [m for m, better in (("PSNR", b.psnr > a.psnr), ("SSIM", b.ssim > a.ssim), ("MAE", b.mae < a.mae),
-                                        ("r", r_b > r_a)) if better]
-            lines.append(f"| {subject} | {a.psnr:.2f} | {a.ssim:.4f} | {a.mae:.4f} | {r_a:.4f} | {b.psnr:.2f} | "
-                         f"{b.ssim:.4f} | {b.mae:.4f} | {r_b:.4f} | {', '.join(wins) or 'none'} |")
+            a = rf.iloc[0]
+            for _, b in s[s.model != "random_forest"].iterrows():
+                r_a, r_b = a.get("r", np.nan), b.get("r", np.nan)  # results.tsv of older runs have no r
+                wins = [m for m, better in (("PSNR", b.psnr > a.psnr), ("SSIM", b.ssim > a.ssim),
+                                            ("MAE", b.mae < a.mae), ("r", r_b > r_a)) if better]
+                lines.append(f"| {subject} | {b.model} | {a.psnr:.2f} | {a.ssim:.4f} | {a.mae:.4f} | {r_a:.4f} | "
+                             f"{b.psnr:.2f} | {b.ssim:.4f} | {b.mae:.4f} | {r_b:.4f} | {', '.join(wins) or 'none'} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -217,7 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--rf-samples", type=int, default=20_000)
     p.add_argument("--folds", type=int, nargs="+", default=None, help="left-out patients to run (default all)")
-    p.add_argument("--set", action="append", default=[], help="overrides of the deep recipe")
+    p.add_argument("--deep", nargs="+", default=list(DEEP), choices=DEEP,
+                   help="deep recipes to train (default both); with several, their ensemble is scored too")
+    p.add_argument("--set", action="append", default=[], help="overrides of the deep recipes")
     p.add_argument("--crop", action="store_true", help="crop every image to its brain box first (3x faster)")
     p.add_argument("--tables", action="store_true", help="only print the tables of results.tsv")
     p.add_argument("--rescore", action="store_true",
@@ -239,12 +265,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = len(read_manifest(manifest).subjects)
     for task in args.tasks:
         for fold in args.folds if args.folds is not None else range(n):
-            for model in ("random_forest", "unet_realdata"):
+            for model in ("random_forest", *args.deep, *([ENSEMBLE] if len(args.deep) > 1 else [])):
                 done = pd.read_csv(path, sep="\t") if path.is_file() else pd.DataFrame(columns=["task", "model", "fold"])
                 if ((done.task == task) & (done.model == model) & (done.fold == fold)).any():
                     continue
-                extra = rf_overrides(task, args.rf_samples) if model == "random_forest" else list(args.set)
-                rec = run_fold(task, model, fold, manifest, args.out, extra)
+                if model == ENSEMBLE:
+                    subject = done[(done.task == task) & (done.fold == fold)].subject.iloc[0]
+                    rec = ensemble_fold(task, args.deep, fold, str(subject), manifest, args.out)
+                else:
+                    extra = rf_overrides(task, args.rf_samples) if model == "random_forest" else list(args.set)
+                    rec = run_fold(task, model, fold, manifest, args.out, extra)
                 pd.concat([done, pd.DataFrame([rec])], ignore_index=True).to_csv(path, sep="\t", index=False,
                                                                                  float_format="%.6g")
                 print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()}, flush=True)
