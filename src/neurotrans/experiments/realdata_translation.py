@@ -159,8 +159,10 @@ def ensemble_fold(task: str, models: Sequence[str], fold: int, subject: str, man
                   out: Path) -> dict[str, Any]:
     """The mean of the deep recipes' saved predictions for one left-out patient, saved and scored.
 
-    What ``neurotrans predict --checkpoint A/best.pt B/best.pt`` writes: an ensemble's
-    prediction is its models' mean (``inference.uncertainty``).
+    What ``neurotrans predict --checkpoint A/best.pt B/best.pt`` writes (an ensemble's
+    prediction is its models' mean, ``inference.uncertainty``), except that here each
+    network predicted with 96^3 windows, the CLI with its training patch: for TCGA-DU-7294
+    FLAIR the CLI's ensemble scored PSNR 11.44 against 11.46 here.
     """
     from neurotrans.io.manifest import read_manifest
     from neurotrans.io.nifti import load_volume, save_volume
