@@ -5,9 +5,10 @@ Three patients of ``../shared/realdata`` (two gliomas, one chronic stroke) on th
 random forest (``random_forest_<target>`` with the recipe's per-image z-score, native
 grids) and the two deep recipes (``fcn_realdata_<target>``, a local 3D FCN, and
 ``unet_realdata_<target>``, the thesis's U-Net) are trained on the other two and predict
-the left-out patient with the library's ``predict_subject``; their ``ensemble``, the mean
-of the two predictions (what ``neurotrans predict`` writes given both checkpoints), is the
-recipe this experiment recommends. Scores inside the
+the left-out patient with the library's ``predict_subject``; so does their ``ensemble``,
+the mean of the two predictions (what ``neurotrans predict`` writes given both
+checkpoints), which averages the two networks' different failures (the figures over two
+seeds are in ``configs/fcn_realdata_flair.yaml``). Scores inside the
 brain (the non-zero voxels of the T1w, the scans being brain-extracted), after scaling
 each image to [0, 1] by its own 99.5th brain percentile (clipped): PSNR (peak 1), SSIM
 (data range 1) and MAE, and Pearson's r, which no intensity scaling changes. Each image is
