@@ -166,7 +166,7 @@ def test_ensemble_is_the_mean_of_the_deep_recipes_saved_predictions(tmp_path, rn
     preds = [np.where(brain, real + rng.normal(0, 30, real.shape), 0.0).astype(np.float32) for _ in R.DEEP]
     for model, pred in zip(R.DEEP, preds, strict=True):
         save_volume(tmp_path / "out" / "runs" / "t2w" / model / "fold2" / "prediction.nii.gz", pred, affine)
-    rec = R.ensemble_fold("t2w", R.DEEP, 2, "p2", tmp_path / "manifest.tsv", tmp_path / "out")
+    rec = R.ensemble_fold("t2w", R.DEEP, 2, "p2", tmp_path / "manifest.tsv", tmp_path / "out", images)
     saved = load_volume(tmp_path / "out" / "runs" / "t2w" / R.ENSEMBLE / "fold2" / "prediction.nii.gz")
     np.testing.assert_allclose(saved.data, np.mean(preds, axis=0), rtol=1e-6)
     np.testing.assert_allclose(saved.affine, affine)
@@ -212,7 +212,8 @@ def test_main_scores_the_ensemble_after_both_deep_recipes(tmp_path, rng, monkeyp
     images = R.load_images(read_manifest(tmp_path / "manifest.tsv"), "t2w")
     calls = []
 
-    def fake_fold(task, model, fold, manifest, out, extra):
+    def fake_fold(task, model, fold, manifest, out, extra, scored_against):
+        assert scored_against is not None and len(scored_against) == 3
         calls.append((model, fold, tuple(extra)))
         subject = f"p{fold}"
         pred = np.where(brain, images[fold][0] + rng.normal(0, 20, brain.shape), 0).astype(np.float32)

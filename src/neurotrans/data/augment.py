@@ -16,6 +16,8 @@ References:
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -169,23 +171,23 @@ class RandomFlipRotateScale:
         return self.apply(item, **self.sample(generator))
 
 
-def _monomials(shape: Sequence[int], order: int) -> torch.Tensor:
-    """Every monomial ``x^i y^j (z^k)`` of total degree <= ``order`` on ``shape``, coordinates in [-1, 1]: ``(M, *shape)``."""
+def _powers(dims: int, order: int) -> list[tuple[int, ...]]:
+    """The exponents ``(i, j[, k])`` of every non-constant monomial of total degree <= ``order``."""
+    return [p for p in itertools.product(range(order + 1), repeat=dims) if 0 < sum(p) <= order]
+
+
+@functools.lru_cache(maxsize=8)
+def _monomials(shape: tuple[int, ...], order: int) -> torch.Tensor:
+    """Those monomials on ``shape``, coordinates in [-1, 1]: ``(M, *shape)``; cached, as every patch
+    of a run has the same shape (callers must not modify it)."""
     axes = [torch.linspace(-1.0, 1.0, n) if n > 1 else torch.zeros(1) for n in shape]
     coords = torch.meshgrid(*axes, indexing="ij")
-    powers = [p for p in _powers(len(shape), order) if any(p)]
-    return torch.stack([math.prod(c ** e for c, e in zip(coords, p, strict=True)) for p in powers])
-
-
-def _powers(dims: int, order: int) -> list[tuple[int, ...]]:
-    if dims == 0:
-        return [()]
-    return [(e, *rest) for e in range(order + 1) for rest in _powers(dims - 1, order - e)]
+    return torch.stack([math.prod(c ** e for c, e in zip(coords, p, strict=True)) for p in _powers(len(shape), order)])
 
 
 def bias_field_terms(dims: int, order: int = 3) -> int:
     """Number of coefficients of a bias field of ``order`` in ``dims`` dimensions (constant term excluded)."""
-    return len(_powers(dims, order)) - 1
+    return len(_powers(dims, order))
 
 
 def intensity(item: dict[str, Any], log_gammas: Sequence[float], coefficients: Sequence[Sequence[float]] | None = None,
@@ -203,7 +205,7 @@ def intensity(item: dict[str, Any], log_gammas: Sequence[float], coefficients: S
     if len(log_gammas) != x.shape[0] or (coefficients is not None and len(coefficients) != x.shape[0]):
         raise ValueError(f"intensity augmentation got parameters for {len(log_gammas)} channel(s), "
                          f"the item has {x.shape[0]}")
-    terms = _monomials(x.shape[1:], order) if coefficients is not None else None
+    terms = _monomials(tuple(x.shape[1:]), order) if coefficients is not None else None
     channels = []
     for c in range(x.shape[0]):
         if log_gammas[c] == 0 and (coefficients is None or not any(coefficients[c])):

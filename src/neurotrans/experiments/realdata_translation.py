@@ -125,8 +125,10 @@ def rf_overrides(task: str, n_samples: int) -> list[str]:
             "split.kind=loo", f"model.n_samples={n_samples}"]
 
 
-def run_fold(task: str, model: str, fold: int, manifest: Path, out: Path, extra: Sequence[str]) -> dict[str, Any]:
-    """Train (or reuse) one model for one left-out patient and score its prediction."""
+def run_fold(task: str, model: str, fold: int, manifest: Path, out: Path, extra: Sequence[str],
+             images: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """Train (or reuse) one model for one left-out patient and score its prediction against ``images``
+    (:func:`load_images` of ``manifest``)."""
     from neurotrans.inference.predict import load_trained, predict_subject, prepare_for_prediction
     from neurotrans.io.manifest import read_manifest
     from neurotrans.io.nifti import save_volume
@@ -152,12 +154,12 @@ def run_fold(task: str, model: str, fold: int, manifest: Path, out: Path, extra:
     save_volume(run / "prediction.nii.gz", pred, ref.affine, ref.header, overwrite=True)  # for a look, and --rescore
     outcome = folder.read_outcome()
     return {"task": task, "model": model, "fold": fold, "subject": info.test_subjects[0],
-            **score_prediction(pred, load_images(man, task), row), "steps": outcome.steps if outcome else -1,
+            **score_prediction(pred, images, row), "steps": outcome.steps if outcome else -1,
             "seconds": time.monotonic() - started}
 
 
-def ensemble_fold(task: str, models: Sequence[str], fold: int, subject: str, manifest: Path,
-                  out: Path) -> dict[str, Any]:
+def ensemble_fold(task: str, models: Sequence[str], fold: int, subject: str, manifest: Path, out: Path,
+                  images: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """The mean of the deep recipes' saved predictions for one left-out patient, saved and scored.
 
     What ``neurotrans predict --checkpoint A/best.pt B/best.pt`` writes (an ensemble's
@@ -174,7 +176,7 @@ def ensemble_fold(task: str, models: Sequence[str], fold: int, subject: str, man
                 vols[0].header, overwrite=True)
     man = read_manifest(manifest)
     return {"task": task, "model": ENSEMBLE, "fold": fold, "subject": subject,
-            **score_prediction(pred, load_images(man, task), man.subjects.index(subject)), "steps": -1, "seconds": 0.0}
+            **score_prediction(pred, images, man.subjects.index(subject)), "steps": -1, "seconds": 0.0}
 
 
 def rescore(results: pd.DataFrame, manifest: Path, out: Path) -> pd.DataFrame:
@@ -265,8 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         again.to_csv(path, sep="\t", index=False, float_format="%.6g")
         print(tables(again))
         return 0
-    n = len(read_manifest(manifest).subjects)
+    man = read_manifest(manifest)
+    n = len(man.subjects)
     for task in args.tasks:
+        images = load_images(man, task)  # every fold scores against these
         for fold in args.folds if args.folds is not None else range(n):
             for model in ("random_forest", *args.deep, *([ENSEMBLE] if len(args.deep) > 1 else [])):
                 done = pd.read_csv(path, sep="\t") if path.is_file() else pd.DataFrame(columns=["task", "model", "fold"])
@@ -274,10 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     continue
                 if model == ENSEMBLE:
                     subject = done[(done.task == task) & (done.fold == fold)].subject.iloc[0]
-                    rec = ensemble_fold(task, args.deep, fold, str(subject), manifest, args.out)
+                    rec = ensemble_fold(task, args.deep, fold, str(subject), manifest, args.out, images)
                 else:
                     extra = rf_overrides(task, args.rf_samples) if model == "random_forest" else list(args.set)
-                    rec = run_fold(task, model, fold, manifest, args.out, extra)
+                    rec = run_fold(task, model, fold, manifest, args.out, extra, images)
                 pd.concat([done, pd.DataFrame([rec])], ignore_index=True).to_csv(path, sep="\t", index=False,
                                                                                  float_format="%.6g")
                 print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()}, flush=True)
