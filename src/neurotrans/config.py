@@ -295,6 +295,12 @@ class TrainerConfig:
         channels_last: NHWC weights for 2D networks; ``auto`` = off (measured no faster on CPU).
         compile: ``torch.compile`` every network's forward (in place: checkpoints unchanged);
             ``auto`` = off (measured slower for the pix2pix step on CPU).
+        ema: decay of an exponential moving average of the weights (Polyak averaging),
+            updated after every step; ``0`` = off. When on, validation, early stopping,
+            ``best.pt``, ``last.pt``'s model and so every prediction use the averaged
+            weights, which follow the last ~1 / (1 - ema) steps; the trained weights travel
+            in the checkpoint to resume from. Buffers (batch-norm statistics) are the trained
+            weights', as in torch's ``AveragedModel(use_buffers=False)``.
     """
 
     out: str = "runs/run"
@@ -318,8 +324,10 @@ class TrainerConfig:
     cpu_bf16: bool = False
     channels_last: bool | str = "auto"
     compile: bool | str = "auto"
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
+        _require(0.0 <= self.ema < 1.0, f"trainer.ema must lie in [0, 1) (0 = off; e.g. 0.99), got {self.ema}")
         _require(self.seed >= 0, f"trainer.seed must be >= 0, got {self.seed}")
         _require(self.max_steps >= 0, f"trainer.max_steps must be >= 0 (0 = no limit), got {self.max_steps}")
         _require(self.max_epochs >= 0, f"trainer.max_epochs must be >= 0 (0 = no limit), got {self.max_epochs}")

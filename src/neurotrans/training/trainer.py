@@ -18,6 +18,7 @@ import os
 import random
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,6 +242,8 @@ class Trainer:
         self.pin_memory = self.device.type == "cuda" if pin_memory is None else bool(pin_memory)
         accel.prepare(self.method, trainer, self.device)  # speed switches of the networks
         self.optimisers = self._build_optimisers()
+        self.ema: list[torch.Tensor] | None = None  # the weights' moving average (trainer.ema > 0)
+        self.ema_updates = 0
         self.amp = bool(trainer.amp and self.device.type == "cuda" and method.mixed_precision)
         self.amp_dtype = amp_dtype(self.device)
         # loss scaling only where float16 could underflow the gradients
@@ -282,12 +285,53 @@ class Trainer:
             raise ValueError(f"schedule names groups without optimiser: {sorted(unknown)}")
         return optimisers
 
+    def _update_average(self) -> None:
+        """Fold the trained weights into their moving average (``trainer.ema``); the first call copies them.
+
+        Parameters only: buffers (batch-norm statistics, running latent means whose shape comes
+        with the data, flags, an image pool's state) stay the trained method's, as with torch's
+        ``AveragedModel(use_buffers=False)``, which cannot take buffers that change shape.
+        """
+        params = [p.detach() for p in self.method.parameters()]
+        if self.ema is None:
+            self.ema = [p.clone() for p in params]
+        else:
+            torch._foreach_lerp_(self.ema, params, 1.0 - self.cfg.ema)
+        self.ema_updates += 1
+
+    @contextmanager
+    def averaged(self) -> Iterator[Method]:
+        """The method with the averaged weights in place of the trained ones (as is without an average)."""
+        if self.ema is None:
+            yield self.method
+            return
+        params = [p.detach() for p in self.method.parameters()]
+        trained = [p.clone() for p in params]
+        torch._foreach_copy_(params, self.ema)
+        try:
+            yield self.method
+        finally:
+            torch._foreach_copy_(params, trained)
+
     # ---------------------------------------------------------------- checkpoints
     def checkpoint_payload(self) -> dict[str, Any]:
-        """Everything needed to resume training and to predict."""
+        """Everything needed to resume training and to predict.
+
+        ``method_state`` is the model (:meth:`averaged`); with a moving average, the raw
+        weights being trained (``train_method_state``) and the number of averaged steps
+        come along so that a resumed run goes on exactly.
+        """
+        def cpu() -> dict[str, torch.Tensor]:  # copies where the weights are swapped below
+            return {k: v.detach().to("cpu", copy=self.ema is not None) for k, v in self.method.state_dict().items()}
+
+        trained = cpu()
+        with self.averaged():
+            model = cpu() if self.ema is not None else trained
+        ema = {} if self.ema is None else {"train_method_state": trained, "ema_updates": self.ema_updates}
         return {
             "info": self.info,
-            "method_state": {k: v.detach().cpu() for k, v in self.method.state_dict().items()},
+            "method_state": model,
+            **ema,
             "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()},
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "trainer": self.state.to_dict(),
@@ -314,7 +358,12 @@ class Trainer:
         if mine and theirs != mine:
             raise InputError(path, f"is a checkpoint of method {theirs!r}, this run trains {mine!r}", fix)
         try:  # another network size or version: refused as one line, not a traceback from load_state_dict
-            self.method.load_state_dict(ckpt["method_state"])
+            # the raw weights if the run averaged them: training continues from those
+            self.method.load_state_dict(ckpt.get("train_method_state", ckpt["method_state"]))
+            if self.cfg.ema and "train_method_state" in ckpt:  # else the average starts at the next step
+                names = [n for n, _ in self.method.named_parameters()]
+                self.ema = [ckpt["method_state"][n].to(self.device) for n in names]
+                self.ema_updates = int(ckpt["ema_updates"])
             for name, opt in self.optimisers.items():
                 opt.load_state_dict(ckpt["optimisers"][name])
             if self.scaler.is_enabled() and ckpt["scaler"]:
@@ -392,6 +441,8 @@ class Trainer:
             for key, value in out.items():
                 logs[f"{group}/{key}"] = value.detach() if torch.is_tensor(value) else torch.tensor(float(value))
         self.scaler.update()
+        if self.cfg.ema:
+            self._update_average()
         return logs
 
     def check_finite(self) -> None:
@@ -426,14 +477,18 @@ class Trainer:
         In a data-parallel run each process validates every ``world``-th batch and the sums
         are pooled over the processes, so every process gets the same metrics.
         """
-        self.method.eval()
+        with self.averaged() as model:
+            return self._validate(model)
+
+    def _validate(self, model: Method) -> dict[str, float]:
+        model.eval()
         total = None
         for ds in self.val_sets:
             order = [list(range(i, min(len(ds), i + self.batch_size))) for i in range(0, len(ds), self.batch_size)]
             order = order[self.dist.rank::self.dist.world]
             for batch in self._loader(ds, order):  # type: ignore[arg-type]
                 with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                    part = self.method.validation_step(to_device(batch, self.device))
+                    part = model.validation_step(to_device(batch, self.device))
                 total = part if total is None else total + part
         total = self.dist.pooled(total)
         return {} if total is None else total.metrics()
