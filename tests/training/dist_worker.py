@@ -33,8 +33,9 @@ def main(job_file: Path) -> None:
 
     def fit_and_dump(self: Trainer):  # type: ignore[no-untyped-def]
         state = fit(self)
-        torch.save({k: v.detach().cpu() for k, v in self.method.state_dict().items()},
-                   self.out.parent / f"{self.out.name}.rank{rank}.pt")
+        with self.averaged() as model:  # the model this process holds (the weights' average if the run keeps one)
+            torch.save({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+                       self.out.parent / f"{self.out.name}.rank{rank}.pt")
         return state
 
     Trainer.fit = fit_and_dump  # type: ignore[method-assign]

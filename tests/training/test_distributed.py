@@ -253,11 +253,16 @@ def _resume_cases(manifest: Path) -> dict[str, dict]:
         # dropout and latent noise on: each process draws its own, from its own RNG state
         "unit": _config(manifest, "unit", steps=7, model={**MODELS["unit"], "generator_args": {
             "base": 4, "n_res_encoder": 1, "n_res_generator": 1}}),
-        # each process's image pool holds its own fakes: per-process method state in the checkpoint
-        "cyclegan": _config(manifest, "cyclegan", steps=7, model={
+        # each process's image pool holds its own fakes: per-process method state in the checkpoint;
+        # and a moving average of the weights, resumed with them
+        "cyclegan": _with_ema(_config(manifest, "cyclegan", steps=7, model={
             "method": "cyclegan", "generator_args": {"base": 4, "n_blocks": 1},
-            "discriminator_args": {"base": 4, "n_layers": 1}, "pool_size": 2}),
+            "discriminator_args": {"base": 4, "n_layers": 1}, "pool_size": 2})),
     }
+
+
+def _with_ema(cfg: dict, decay: float = 0.8) -> dict:
+    return {**cfg, "trainer": {**cfg["trainer"], "ema": decay}}
 
 
 def _dualglow_age(cfg: dict) -> dict:
@@ -271,7 +276,7 @@ def _equivalence_cases(manifest: Path) -> dict[str, dict]:
     return {
         # global batch 3 over 2 processes: shards of 2 and 1, loss weights 4/3 and 2/3
         "supervised": _config(manifest, "supervised", batch_size=3),
-        "pix2pix": _config(manifest, "pix2pix"),
+        "pix2pix": _with_ema(_config(manifest, "pix2pix")),  # the processes average the weights alike
         "unit": _config(manifest, "unit", steps=4),
         "cascade": _config(manifest, "cascade", steps=4),
         # with age: the cohort prior's running moments (mean and regression on age) pool both shards
@@ -290,6 +295,8 @@ def test_two_processes_train_the_weights_of_one(distributed_runs, tmp_path, meth
     # the processes hold one model, bit for bit, and rank 0 wrote it
     rank0, rank1 = (torch.load(root / f"{method}.rank{r}.pt", weights_only=True) for r in range(2))
     assert _same(rank0, rank1) and _same(rank0, _weights(two))
+    if "ema" in cases[method]["trainer"]:  # the model is the average of every step's weights
+        assert load_checkpoint(two / "checkpoints" / "last.pt")["ema_updates"] == cases[method]["trainer"]["max_steps"]
     # rank 0 logged the global batch's losses and the pooled validation metrics
     log1 = [json.loads(x) for x in (one / "log.jsonl").read_text().splitlines()]
     log2 = [json.loads(x) for x in (two / "log.jsonl").read_text().splitlines()]
@@ -316,6 +323,9 @@ def test_resumed_distributed_run_matches_uninterrupted_one(distributed_runs, met
         assert any(key.endswith("_extra_state") for key in ckpt["rank_state"][1]) and not ckpt["rank_state"][0]
     assert _same(_weights(full), _weights(resumed))
     assert _same(_weights(full, "best"), _weights(resumed, "best"))
+    if method == "cyclegan":  # the average, and the trained weights under it, resumed exactly
+        last = load_checkpoint(resumed / "checkpoints" / "last.pt")
+        assert last["ema_updates"] == 7 and _same(ckpt["train_method_state"], last["train_method_state"])
     for r in range(2):  # every process ends where the uninterrupted one's did, its own state included
         assert _same(torch.load(root / f"{method}_full.rank{r}.pt", weights_only=True),
                      torch.load(root / f"{method}_killed.rank{r}.pt", weights_only=True))
