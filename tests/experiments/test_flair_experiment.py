@@ -166,7 +166,7 @@ def test_ensemble_is_the_mean_of_the_deep_recipes_saved_predictions(tmp_path, rn
     preds = [np.where(brain, real + rng.normal(0, 30, real.shape), 0.0).astype(np.float32) for _ in R.DEEP]
     for model, pred in zip(R.DEEP, preds, strict=True):
         save_volume(tmp_path / "out" / "runs" / "t2w" / model / "fold2" / "prediction.nii.gz", pred, affine)
-    rec = R.ensemble_fold("t2w", R.DEEP, 2, "p2", tmp_path / "manifest.tsv", tmp_path / "out", images)
+    rec = R.ensemble_fold("t2w", R.DEEP, 2, "p2", 2, tmp_path / "out", images)
     saved = load_volume(tmp_path / "out" / "runs" / "t2w" / R.ENSEMBLE / "fold2" / "prediction.nii.gz")
     np.testing.assert_allclose(saved.data, np.mean(preds, axis=0), rtol=1e-6)
     np.testing.assert_allclose(saved.affine, affine)

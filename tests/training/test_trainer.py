@@ -35,8 +35,12 @@ def _config(manifest: Path, method: str = "pix2pix", steps: int = 8, norm: str =
                         "log_every": 1, **trainer}}
 
 
+def _checkpoint(run: Path, name: str = "last") -> dict:
+    return load_checkpoint(run / "checkpoints" / f"{name}.pt")
+
+
 def _weights(run: Path, name: str = "last") -> dict[str, torch.Tensor]:
-    return load_checkpoint(run / "checkpoints" / f"{name}.pt")["method_state"]
+    return _checkpoint(run, name)["method_state"]
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -135,10 +139,6 @@ def test_time_budget_and_early_stopping(tiny_cohort, tmp_path, device):
 
 
 # ---------------------------------------------------------------- the weights' moving average (trainer.ema)
-def _checkpoint(run: Path, name: str = "last") -> dict:
-    return load_checkpoint(run / "checkpoints" / f"{name}.pt")
-
-
 def _val_scores(run: Path) -> list[float]:
     return [r["val/mae"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if r["kind"] == "val"]
 

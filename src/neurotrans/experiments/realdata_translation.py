@@ -158,25 +158,24 @@ def run_fold(task: str, model: str, fold: int, manifest: Path, out: Path, extra:
             "seconds": time.monotonic() - started}
 
 
-def ensemble_fold(task: str, models: Sequence[str], fold: int, subject: str, manifest: Path, out: Path,
+def ensemble_fold(task: str, models: Sequence[str], fold: int, subject: str, row: int, out: Path,
                   images: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
-    """The mean of the deep recipes' saved predictions for one left-out patient, saved and scored.
+    """The mean of the deep recipes' saved predictions for one left-out patient (manifest row ``row``
+    of ``images``), saved and scored.
 
     What ``neurotrans predict --checkpoint A/best.pt B/best.pt`` writes (an ensemble's
     prediction is its models' mean, ``inference.uncertainty``), except that here each
     network predicted with 96^3 windows, the CLI with its training patch: for TCGA-DU-7294
     FLAIR the CLI's ensemble scored PSNR 11.44 against 11.46 here.
     """
-    from neurotrans.io.manifest import read_manifest
     from neurotrans.io.nifti import load_volume, save_volume
 
     vols = [load_volume(out / "runs" / task / m / f"fold{fold}" / "prediction.nii.gz") for m in models]
     pred = np.mean([v.data for v in vols], axis=0, dtype=np.float64).astype(np.float32)
     save_volume(out / "runs" / task / ENSEMBLE / f"fold{fold}" / "prediction.nii.gz", pred, vols[0].affine,
                 vols[0].header, overwrite=True)
-    man = read_manifest(manifest)
     return {"task": task, "model": ENSEMBLE, "fold": fold, "subject": subject,
-            **score_prediction(pred, images, man.subjects.index(subject)), "steps": -1, "seconds": 0.0}
+            **score_prediction(pred, images, row), "steps": -1, "seconds": 0.0}
 
 
 def rescore(results: pd.DataFrame, manifest: Path, out: Path) -> pd.DataFrame:
@@ -277,8 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if ((done.task == task) & (done.model == model) & (done.fold == fold)).any():
                     continue
                 if model == ENSEMBLE:
-                    subject = done[(done.task == task) & (done.fold == fold)].subject.iloc[0]
-                    rec = ensemble_fold(task, args.deep, fold, str(subject), manifest, args.out, images)
+                    subject = str(done[(done.task == task) & (done.fold == fold)].subject.iloc[0])
+                    rec = ensemble_fold(task, args.deep, fold, subject, man.subjects.index(subject), args.out, images)
                 else:
                     extra = rf_overrides(task, args.rf_samples) if model == "random_forest" else list(args.set)
                     rec = run_fold(task, model, fold, manifest, args.out, extra, images)

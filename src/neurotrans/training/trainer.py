@@ -299,6 +299,12 @@ class Trainer:
             torch._foreach_lerp_(self.ema, params, 1.0 - self.cfg.ema)
         self.ema_updates += 1
 
+    def _averaged_parameters(self) -> dict[str, torch.Tensor]:
+        """The moving average by parameter name, as in the method's ``state_dict`` (tied weights under each name)."""
+        assert self.ema is not None
+        by_param = {id(p): e for p, e in zip(self.method.parameters(), self.ema, strict=True)}
+        return {name: by_param[id(p)] for name, p in self.method.named_parameters(remove_duplicate=False)}
+
     @contextmanager
     def averaged(self) -> Iterator[Method]:
         """The method with the averaged weights in place of the trained ones (as is without an average)."""
@@ -321,13 +327,12 @@ class Trainer:
         weights being trained (``train_method_state``) and the number of averaged steps
         come along so that a resumed run goes on exactly.
         """
-        def cpu() -> dict[str, torch.Tensor]:  # copies where the weights are swapped below
-            return {k: v.detach().to("cpu", copy=self.ema is not None) for k, v in self.method.state_dict().items()}
-
-        trained = cpu()
-        with self.averaged():
-            model = cpu() if self.ema is not None else trained
-        ema = {} if self.ema is None else {"train_method_state": trained, "ema_updates": self.ema_updates}
+        trained = {k: v.detach().cpu() for k, v in self.method.state_dict().items()}
+        if self.ema is None:
+            model, ema = trained, {}
+        else:  # the trained state with the averaged parameters in place of the trained ones
+            model = trained | {k: v.cpu() for k, v in self._averaged_parameters().items()}
+            ema = {"train_method_state": trained, "ema_updates": self.ema_updates}
         return {
             "info": self.info,
             "method_state": model,
