@@ -301,6 +301,11 @@ class TrainerConfig:
             weights, which follow the last ~1 / (1 - ema) steps; the trained weights travel
             in the checkpoint to resume from. Buffers (batch-norm statistics) are the trained
             weights', as in torch's ``AveragedModel(use_buffers=False)``.
+        init: a checkpoint (``RUN/checkpoints/best.pt``) whose model weights start this run
+            instead of a random initialisation: fine-tuning a model trained on another cohort
+            (e.g. a simulated one) on a small one. It must be a run of the same method and
+            network settings on the same inputs, target and normalisation; ``None`` = random.
+            Only a fresh run reads it: ``--resume`` goes on from ``last.pt``.
     """
 
     out: str = "runs/run"
@@ -325,8 +330,11 @@ class TrainerConfig:
     channels_last: bool | str = "auto"
     compile: bool | str = "auto"
     ema: float = 0.0
+    init: str | None = None
 
     def __post_init__(self) -> None:
+        _require(self.init is None or bool(str(self.init).strip()),
+                 "trainer.init must name a checkpoint file (RUN/checkpoints/best.pt) or be null")
         _require(0.0 <= self.ema < 1.0, f"trainer.ema must lie in [0, 1) (0 = off; e.g. 0.99), got {self.ema}")
         _require(self.seed >= 0, f"trainer.seed must be >= 0, got {self.seed}")
         _require(self.max_steps >= 0, f"trainer.max_steps must be >= 0 (0 = no limit), got {self.max_steps}")

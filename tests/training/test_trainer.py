@@ -18,7 +18,7 @@ from killed_run import train_killed_at
 from neurotrans.errors import InputError
 from neurotrans.inference.predict import load_trained
 from neurotrans.io.run import RunFolder
-from neurotrans.training.checkpoint import load_checkpoint
+from neurotrans.training.checkpoint import file_sha256, load_checkpoint
 from neurotrans.training.run import train_from_config
 from neurotrans.training.trainer import Trainer, epoch_batches
 
@@ -215,3 +215,66 @@ def test_averaging_can_be_switched_on_or_off_when_resuming(tiny_cohort, tmp_path
 def test_a_decay_outside_zero_one_is_refused(tiny_cohort, tmp_path, bad):
     with pytest.raises((InputError, ValueError), match="trainer.ema"):
         train_from_config(_config(tiny_cohort, "supervised", ema=bad), out=tmp_path / "bad")
+
+
+def test_a_run_initialised_from_a_checkpoint_starts_from_its_weights(tiny_cohort, tmp_path):
+    source = train_from_config(_config(tiny_cohort, "supervised", 4, norm="instance"), out=tmp_path / "source")
+    best = source / "checkpoints" / "best.pt"
+    frozen = ["optim.lr=1e-30"]  # steps that move nothing: the weights stay where training started
+    tuned = train_from_config(_config(tiny_cohort, "supervised", 2, norm="instance", seed=1, init=str(best)), frozen,
+                              out=tmp_path / "tuned")
+    fresh = train_from_config(_config(tiny_cohort, "supervised", 2, norm="instance", seed=1), frozen,
+                              out=tmp_path / "fresh")
+    start = load_checkpoint(best)["method_state"]
+    assert all(torch.allclose(_weights(tuned)[k], start[k]) for k in start)
+    assert not all(torch.allclose(_weights(fresh)[k], start[k]) for k in start)  # seed 1 starts elsewhere
+    assert RunFolder(tuned).read_info().init == {"checkpoint": str(best.resolve()), "sha256": file_sha256(best)}
+    assert RunFolder(fresh).read_info().init is None
+
+
+@pytest.mark.parametrize(("source", "run", "says"), [
+    ({"method": "pix2pix"}, {}, "method pix2pix"),
+    ({}, {"data": {"normalisation": {"FDG": "minmax"}}}, "normalisation"),
+    ({}, {"data": {"inputs": ["T1w", "GM"]}}, "inputs"),
+    ({}, {"data": {"target": "WM"}}, "target"),
+    ({}, {"model": {"generator_args": {"base": 8, "depth": 2, "norm": "batch"}}}, "do not fit"),
+    ({}, {"model": {"method": "random_forest", "n_trees": 2}, "data": {"spatial_dims": 3}}, "fitted in one pass"),
+])
+def test_a_checkpoint_that_does_not_fit_the_run_is_refused_before_any_image_is_read(
+        tiny_cohort, tmp_path, monkeypatch, source, run, says):
+    base = _config(tiny_cohort, source.get("method", "supervised"), 2)
+    best = train_from_config(base, out=tmp_path / "source") / "checkpoints" / "best.pt"
+    cfg = _config(tiny_cohort, "supervised", 2, init=str(best))
+    for section, values in run.items():
+        cfg[section] = values if section == "model" and "method" in values else {**cfg[section], **values}
+    import neurotrans.training.run as training
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the manifest was read before the checkpoint was checked")
+
+    monkeypatch.setattr(training, "read_manifest", no_reading)
+    with pytest.raises(InputError, match=says):
+        train_from_config(cfg, out=tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_missing_init_checkpoint_is_named(tiny_cohort, tmp_path):
+    with pytest.raises(InputError, match="nowhere.pt: checkpoint not found"):
+        train_from_config(_config(tiny_cohort, "supervised", 2, init=str(tmp_path / "nowhere.pt")), out=tmp_path / "r")
+    with pytest.raises((InputError, ValueError), match="trainer.init"):
+        train_from_config(_config(tiny_cohort, "supervised", 2, init=" "), out=tmp_path / "r")
+
+
+def test_a_killed_fine_tuning_run_resumes_without_its_init_checkpoint(tiny_cohort, tmp_path, monkeypatch, device):
+    source = train_from_config(_config(tiny_cohort, "supervised", 3), out=tmp_path / "source", device=device)
+    best = tmp_path / "init.pt"
+    best.write_bytes((source / "checkpoints" / "best.pt").read_bytes())
+    cfg = _config(tiny_cohort, "supervised", 9, seed=1, init=str(best))
+    full = train_from_config(cfg, out=tmp_path / "full", device=device)
+    provenance = RunFolder(full).read_info().init
+    train_killed_at(cfg, tmp_path / "killed", 7, monkeypatch, device)  # dies after the checkpoint of step 6
+    best.unlink()  # the resumed run's weights come from its last.pt
+    resumed = train_from_config(cfg, out=tmp_path / "killed", resume=True, device=device)
+    assert _same(_weights(full), _weights(resumed))
+    assert RunFolder(resumed).read_info().init == provenance
+    assert _checkpoint(resumed)["info"]["init"] == provenance

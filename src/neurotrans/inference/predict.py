@@ -22,7 +22,6 @@ averaging the planes is a separate test-time option); MONAI ``sliding_window_inf
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -39,7 +38,7 @@ from neurotrans.io.atomic import write_text_atomic
 from neurotrans.io.outputs import check_output_file, check_output_folder
 from neurotrans.io.run import PredictionFolder, RunInfo
 from neurotrans.methods.base import Method
-from neurotrans.training.checkpoint import load_checkpoint
+from neurotrans.training.checkpoint import file_sha256, load_checkpoint
 from neurotrans.training.trainer import resolve_device
 
 # targets whose normalised values are already the reported unit
@@ -273,15 +272,6 @@ def prepare_for_prediction(manifest: Any, i: int, info: RunInfo, *, reverse: boo
     return prepare_subject(manifest, i, inputs, None, grid=working_grid(cfg.data.voxel_size),
                            normalisation=dict(cfg.data.normalisation), mask=info.mask,
                            fitted=dict(info.cohort_stats) or None)
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file (checkpoints named in the sidecars)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def prediction_label(info: RunInfo, planes: str = "trained") -> str:

@@ -171,6 +171,8 @@ class RunInfo:
         simulated: the training data are a simulated cohort.
         source_stats: a one-input model's training statistics of that input (to invert a
             prediction in the reverse direction, target -> input, of an unpaired model).
+        init: the checkpoint whose weights started training (``trainer.init``):
+            ``{"checkpoint": absolute path, "sha256": its hash}``, or ``None`` (random).
     """
 
     version: str
@@ -192,6 +194,7 @@ class RunInfo:
     manifest: str
     simulated: bool = False
     source_stats: tuple[dict[str, Any], ...] = ()
+    init: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (safe for JSON and ``torch.load(weights_only=True)``)."""

@@ -6,6 +6,7 @@ A checkpoint is a plain dict of tensors, dicts, lists, strings, numbers, bools a
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import random
 from pathlib import Path
@@ -68,6 +69,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise InputError(path, "is a PyTorch file but not a neurotrans checkpoint (its format key is missing or "
                          "of another version)", GOOD_CHECKPOINT)
     return ckpt
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file (the checkpoints named in prediction sidecars and in a fine-tuned run's info)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def rng_state() -> dict[str, Any]:

@@ -173,6 +173,54 @@ def run_info(cfg: Config, data: TrainingData, multiple: int) -> RunInfo:
         simulated=is_simulated(cfg.data.manifest))
 
 
+def init_from_checkpoint(method: Any, cfg: Config, path: str | Path) -> dict[str, str]:
+    """Load the model weights of the checkpoint ``path`` into ``method`` (``trainer.init``): fine-tuning.
+
+    The checkpoint must be a run of the same method on the same inputs (in channel order),
+    target, dimensionality and normalisation, so that its weights mean here what they meant
+    there; its network must have this run's settings (the weights load strictly). What it
+    holds as ``method_state`` is what it predicts with (the average, when it kept one).
+
+    Returns:
+        ``{"checkpoint": absolute path, "sha256": its hash}`` for the run info.
+    """
+    from neurotrans.data.normalize import default_normalisation
+    from neurotrans.methods.fitted import FittedMethod
+    from neurotrans.training.checkpoint import file_sha256, load_checkpoint
+
+    path = Path(path)
+    where = f"trainer.init={path}"
+    if isinstance(method, FittedMethod):
+        raise InputError(where, f"method {cfg.model.method} is fitted in one pass, so it has no weights to start from",
+                         "leave trainer.init out")
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt.get("info"), dict) or "method_state" not in ckpt:
+        raise InputError(path, "holds no run info or model weights", "pass RUN/checkpoints/best.pt of a trained run")
+    source = RunInfo.from_dict(ckpt["info"], path)
+    data = cfg.data
+
+    def norm(columns: Sequence[str], spec: dict[str, Any]) -> list[str]:
+        return [str(spec.get(c, default_normalisation(c))) for c in columns]
+
+    theirs = source.config.get("data", {})
+    for what, mine, other in (
+            ("method", cfg.model.method, source.method),
+            ("inputs", list(data.inputs), list(source.inputs)),
+            ("target", data.target, source.target),
+            ("spatial_dims", data.spatial_dims, source.spatial_dims),
+            ("normalisation", norm([*data.inputs, data.target], data.normalisation),
+             norm([*source.inputs, source.target], theirs.get("normalisation", {})))):
+        if mine != other:
+            raise InputError(path, f"was trained with {what} {other}, this run has {mine}",
+                             f"fine-tune from a run with the same {what}, or set this run's to match")
+    try:
+        method.load_state_dict(ckpt["method_state"])
+    except (RuntimeError, KeyError, TypeError) as err:
+        raise InputError(path, f"its weights do not fit this run's network ({str(err).splitlines()[0]})",
+                         "fine-tune from a run with the same model settings (generator and its arguments)") from None
+    return {"checkpoint": str(path.resolve()), "sha256": file_sha256(path)}
+
+
 def train_from_config(config: str | Path | Config, overrides: Sequence[str] = (), out: str | Path | None = None,
                       resume: bool = False, max_minutes: float | None = None, device: str = "auto",
                       overwrite: bool = False) -> Path:
@@ -234,6 +282,12 @@ def _train(cfg: Config, run: RunFolder, dist: Any, *, resume: bool, overwrite: b
         raise InputError(f"model.method={cfg.model.method}", f"is fitted in one pass (scikit-learn), not trained by "
                          f"gradient steps, so it cannot use the {dist.world} processes torchrun started",
                          "run `neurotrans train` without torchrun")
+    init = None  # where the weights started: checked and loaded before any image is read
+    if resume:  # the weights come from last.pt; where they first started is kept
+        previous = run.read_info() if run.run_json.is_file() else None
+        init = None if previous is None else previous.init
+    elif cfg.trainer.init is not None:
+        init = init_from_checkpoint(method, cfg, cfg.trainer.init)
     manifest = read_manifest(cfg.data.manifest)
     prep = cfg
     if dist.enabled and not cfg.data.cache_dir:  # memory maps every process shares, not a cohort copy per process
@@ -256,6 +310,7 @@ def _train(cfg: Config, run: RunFolder, dist: Any, *, resume: bool, overwrite: b
 
             fit_covariates(torch.stack([covariate_vector(s, cfg.data.covariates) for s in data.train]))
         info = run_info(cfg, data, method.size_multiple)  # type: ignore[attr-defined]
+        info = replace(info, init=init)
         if isinstance(method, FittedMethod):  # fitted on whole volumes in one pass, no gradient steps
             trainer = Fitter(method, data.fit, data.val, trainer=cfg.trainer, out=run.root, info=info.to_dict())
         else:
