@@ -46,6 +46,14 @@ def test_kfold_unstratified_and_seeded():
         kfold_splits(table, 11)
 
 
+@pytest.mark.parametrize(("test", "val", "sizes"), [(0.0, 0.2, (24, 6, 0)), (0.0, 0.0, (30, 0, 0)),
+                                                    (0.01, 0.01, (28, 1, 1))])
+def test_fixed_split_without_test_or_validation_subjects(test, val, sizes):
+    f = fixed_split(_table(30, 2), test_fraction=test, val_fraction=val, seed=0)
+    assert (len(f.train), len(f.val), len(f.test)) == sizes
+    assert sorted(f.train + f.val + f.test) == sorted(set(_table(30, 2)["subject"]))
+
+
 def test_fixed_split_disjoint_and_stratified():
     table = _table(30, 2)
     f = fixed_split(table, test_fraction=0.3, val_fraction=0.2, seed=0)

@@ -218,7 +218,10 @@ def test_a_decay_outside_zero_one_is_refused(tiny_cohort, tmp_path, bad):
 
 
 def test_a_run_initialised_from_a_checkpoint_starts_from_its_weights(tiny_cohort, tmp_path):
-    source = train_from_config(_config(tiny_cohort, "supervised", 4, norm="instance"), out=tmp_path / "source")
+    # the source trains on the whole cohort but its validation subjects: made to start others
+    source = train_from_config(_config(tiny_cohort, "supervised", 4, norm="instance"), ["split.test_fraction=0"],
+                               out=tmp_path / "source")
+    assert RunFolder(source).read_info().test_subjects == []
     best = source / "checkpoints" / "best.pt"
     frozen = ["optim.lr=1e-30"]  # steps that move nothing: the weights stay where training started
     tuned = train_from_config(_config(tiny_cohort, "supervised", 2, norm="instance", seed=1, init=str(best)), frozen,

@@ -92,19 +92,17 @@ def fixed_split(table: Manifest | pd.DataFrame, *, test_fraction: float = 0.2, v
 
     Args:
         table: manifest (or its table).
-        test_fraction: share of subjects for testing.
+        test_fraction: share of subjects for testing (0 for none: a model trained on a whole
+            cohort for use elsewhere, e.g. to fine-tune on another one).
         val_fraction: share of subjects for validation (0 for none).
         group: stratification column, or ``None``.
         seed: shuffling seed.
     """
-    if not (0 < test_fraction < 1 and 0 <= val_fraction < 1 and test_fraction + val_fraction < 1):
-        raise ValueError(f"fractions must lie in (0, 1) and sum below 1, got {test_fraction}, {val_fraction}")
+    if not (0 <= test_fraction < 1 and 0 <= val_fraction < 1 and test_fraction + val_fraction < 1):
+        raise ValueError(f"fractions must lie in [0, 1) and sum below 1, got {test_fraction}, {val_fraction}")
     subjects, labels = _subject_groups(table, group)
     n = len(subjects)
-    n_test = max(1, int(round(test_fraction * n)))
-    n_val = int(round(val_fraction * n)) if val_fraction > 0 else 0
-    if n_val == 0 and val_fraction > 0:
-        n_val = 1
+    n_test, n_val = (max(1, int(round(f * n))) if f > 0 else 0 for f in (test_fraction, val_fraction))
     if n - n_test - n_val < 1:
         raise ValueError(f"{n} subjects are too few for test {n_test} + val {n_val} + train >= 1")
     idx = np.arange(n)
@@ -116,7 +114,7 @@ def fixed_split(table: Manifest | pd.DataFrame, *, test_fraction: float = 0.2, v
         rest, part = train_test_split(pool, test_size=size, random_state=seed, stratify=strat if ok else None)
         return np.asarray(rest), np.asarray(part)
 
-    rest, test = split(idx, n_test)
+    rest, test = split(idx, n_test) if n_test else (idx, np.array([], dtype=int))
     train, val = split(rest, n_val) if n_val else (rest, np.array([], dtype=int))
     return Fold([str(subjects[j]) for j in sorted(train)], [str(subjects[j]) for j in sorted(val)],
                 [str(subjects[j]) for j in sorted(test)])
