@@ -38,7 +38,7 @@ from neurotrans.io.atomic import write_text_atomic
 from neurotrans.io.outputs import check_output_file, check_output_folder
 from neurotrans.io.run import PredictionFolder, RunInfo
 from neurotrans.methods.base import Method
-from neurotrans.training.checkpoint import file_sha256, load_checkpoint
+from neurotrans.training.checkpoint import file_sha256, load_method_state, load_run_checkpoint
 from neurotrans.training.trainer import resolve_device
 
 # targets whose normalised values are already the reported unit
@@ -112,23 +112,13 @@ def load_trained(checkpoint: str | Path, device: str | torch.device = "cpu") -> 
     from neurotrans.config import config_from_dict
     from neurotrans.training.run import build_from_config
 
-    ckpt = load_checkpoint(checkpoint)
-    if "info" not in ckpt:
-        raise InputError(checkpoint, "holds no run info (written by an older neurotrans)",
-                         "retrain the model with this version")
-    if not isinstance(ckpt["info"], dict):
-        raise InputError(checkpoint, "holds a run info that is not a mapping", "retrain the model with this version")
-    info = RunInfo.from_dict(ckpt["info"], checkpoint)
+    ckpt, info = load_run_checkpoint(checkpoint)
     try:
         cfg = config_from_dict(info.config)
     except ValueError as err:
         raise InputError(checkpoint, f"its config no longer loads ({err})", "retrain with this version") from None
     method = build_from_config(cfg)
-    try:
-        method.load_state_dict(ckpt["method_state"])  # type: ignore[attr-defined]
-    except (RuntimeError, KeyError, TypeError) as err:
-        raise InputError(checkpoint, f"its weights do not fit the network its config describes ({err})",
-                         "retrain with this version") from None
+    load_method_state(method, ckpt, checkpoint, "the network its config describes", "retrain with this version")
     return method.to(device).eval(), info  # type: ignore[attr-defined]
 
 

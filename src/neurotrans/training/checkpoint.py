@@ -17,6 +17,7 @@ import torch
 
 from neurotrans.errors import InputError
 from neurotrans.io.atomic import write_atomic
+from neurotrans.io.run import RunInfo
 
 FORMAT = 1
 
@@ -69,6 +70,24 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise InputError(path, "is a PyTorch file but not a neurotrans checkpoint (its format key is missing or "
                          "of another version)", GOOD_CHECKPOINT)
     return ckpt
+
+
+def load_run_checkpoint(path: str | Path) -> tuple[dict[str, Any], RunInfo]:
+    """A trained run's checkpoint and its :class:`RunInfo` (:func:`load_checkpoint`, then the info checked)."""
+    ckpt = load_checkpoint(path)
+    if "info" not in ckpt:
+        raise InputError(path, "holds no run info (written by an older neurotrans)", "retrain the model with this version")
+    if not isinstance(ckpt["info"], dict):
+        raise InputError(path, "holds a run info that is not a mapping", "retrain the model with this version")
+    return ckpt, RunInfo.from_dict(ckpt["info"], path)
+
+
+def load_method_state(method: Any, ckpt: dict[str, Any], path: str | Path, network: str, fix: str) -> None:
+    """Load ``ckpt``'s model weights into ``method`` strictly; one line naming ``path`` if they do not fit."""
+    try:
+        method.load_state_dict(ckpt["method_state"])
+    except (RuntimeError, KeyError, TypeError) as err:
+        raise InputError(path, f"its weights do not fit {network} ({err})", fix) from None
 
 
 def file_sha256(path: str | Path) -> str:

@@ -186,17 +186,14 @@ def init_from_checkpoint(method: Any, cfg: Config, path: str | Path) -> dict[str
     """
     from neurotrans.data.normalize import default_normalisation
     from neurotrans.methods.fitted import FittedMethod
-    from neurotrans.training.checkpoint import file_sha256, load_checkpoint
+    from neurotrans.training.checkpoint import file_sha256, load_method_state, load_run_checkpoint
 
     path = Path(path)
     where = f"trainer.init={path}"
     if isinstance(method, FittedMethod):
         raise InputError(where, f"method {cfg.model.method} is fitted in one pass, so it has no weights to start from",
                          "leave trainer.init out")
-    ckpt = load_checkpoint(path)
-    if not isinstance(ckpt.get("info"), dict) or "method_state" not in ckpt:
-        raise InputError(path, "holds no run info or model weights", "pass RUN/checkpoints/best.pt of a trained run")
-    source = RunInfo.from_dict(ckpt["info"], path)
+    ckpt, source = load_run_checkpoint(path)
     data = cfg.data
 
     def norm(columns: Sequence[str], spec: dict[str, Any]) -> list[str]:
@@ -213,11 +210,8 @@ def init_from_checkpoint(method: Any, cfg: Config, path: str | Path) -> dict[str
         if mine != other:
             raise InputError(path, f"was trained with {what} {other}, this run has {mine}",
                              f"fine-tune from a run with the same {what}, or set this run's to match")
-    try:
-        method.load_state_dict(ckpt["method_state"])
-    except (RuntimeError, KeyError, TypeError) as err:
-        raise InputError(path, f"its weights do not fit this run's network ({str(err).splitlines()[0]})",
-                         "fine-tune from a run with the same model settings (generator and its arguments)") from None
+    load_method_state(method, ckpt, path, "this run's network",
+                      "fine-tune from a run with the same model settings (generator and its arguments)")
     return {"checkpoint": str(path.resolve()), "sha256": file_sha256(path)}
 
 
@@ -284,7 +278,7 @@ def _train(cfg: Config, run: RunFolder, dist: Any, *, resume: bool, overwrite: b
                          "run `neurotrans train` without torchrun")
     init = None  # where the weights started: checked and loaded before any image is read
     if resume:  # the weights come from last.pt; where they first started is kept
-        previous = run.read_info() if run.run_json.is_file() else None
+        previous = run.read_info()
         init = None if previous is None else previous.init
     elif cfg.trainer.init is not None:
         init = init_from_checkpoint(method, cfg, cfg.trainer.init)
