@@ -28,6 +28,7 @@ CONFIG_DIR = Path(__file__).resolve().parent / "experiments" / "configs"
 
 AUGMENTATIONS = ("flip", "rot90", "scale", "gamma", "bias")
 OPTIMISER_NAMES = ("adam", "adamw", "sgd", "adamax")
+LR_SCHEDULES = ("constant", "linear", "cosine", "step")
 SPLIT_KINDS = ("fixed", "kfold", "loo", "explicit")
 EARLY_STOPPING = ("none", "patience", "up")
 PLANE_CHOICES = ("axial", "coronal", "sagittal", "all")
@@ -240,6 +241,15 @@ class OptimConfig:
         momentum: SGD momentum.
         weight_decay: decoupled for AdamW, L2 for the others.
         group_lr: group name -> learning rate overriding ``lr`` (e.g. ``{D: 1e-4}``).
+        schedule: how every group's rate changes with the step (a pure function of it,
+            :func:`neurotrans.training.schedule.lr_factor`, so a resumed run goes on exactly):
+            ``constant``; ``linear``, constant for ``decay_start`` steps, then down to 0 at
+            ``trainer.max_steps`` (pix2pix's and CycleGAN's reference code, epochs there);
+            ``cosine``, the same with a half cosine; ``step``, times ``gamma`` every
+            ``step_size`` steps (the UNIT reference code: 0.5 every 100,000 iterations).
+        decay_start: steps at the full rate before a ``linear`` or ``cosine`` decay.
+        step_size: steps between two ``step`` decays.
+        gamma: factor of each ``step`` decay, in (0, 1).
     """
 
     name: str = "adam"
@@ -248,9 +258,18 @@ class OptimConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     group_lr: dict[str, float] = field(default_factory=dict)
+    schedule: str = "constant"
+    decay_start: int = 0
+    step_size: int = 0
+    gamma: float = 0.5
 
     def __post_init__(self) -> None:
         _choice(self.name, OPTIMISER_NAMES, "optim.name")
+        _choice(self.schedule, LR_SCHEDULES, "optim.schedule")
+        _require(self.decay_start >= 0, f"optim.decay_start must be >= 0 steps, got {self.decay_start}")
+        _require(self.schedule != "step" or self.step_size >= 1,
+                 f"optim.schedule=step needs optim.step_size >= 1 (steps between decays), got {self.step_size}")
+        _require(0 < self.gamma < 1, f"optim.gamma must lie in (0, 1) (e.g. 0.5), got {self.gamma}")
         _require(self.lr > 0 and math.isfinite(self.lr), f"optim.lr must be a positive number, got {self.lr}")
         _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                  f"optim.betas must be two numbers in [0, 1), got {list(self.betas)}")
@@ -380,6 +399,10 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def __post_init__(self) -> None:
+        if self.optim.schedule in ("linear", "cosine"):
+            _require(self.trainer.max_steps > self.optim.decay_start,
+                     f"optim.schedule={self.optim.schedule} decays to 0 at trainer.max_steps, which must be set and "
+                     f"above optim.decay_start ({self.optim.decay_start}); got trainer.max_steps={self.trainer.max_steps}")
         check = getattr(self.model, "check_data", None)
         if check is not None:
             check(self.data)

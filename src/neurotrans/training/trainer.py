@@ -39,6 +39,7 @@ from neurotrans.training.checkpoint import (
 )
 from neurotrans.training.distributed import Dist
 from neurotrans.training.early_stopping import should_stop
+from neurotrans.training.schedule import lr_factor
 
 OPTIMISERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "adamax": torch.optim.Adamax,
@@ -283,7 +284,17 @@ class Trainer:
         unknown = set(self.method.schedule(0)) - set(optimisers)
         if unknown:
             raise ValueError(f"schedule names groups without optimiser: {sorted(unknown)}")
+        # the configured rates, which optim.schedule scales (a resumed optimiser's state holds decayed ones)
+        self.base_lrs = {name: [float(pg["lr"]) for pg in opt.param_groups] for name, opt in optimisers.items()}
         return optimisers
+
+    def _set_learning_rates(self) -> float:
+        """Every group's rate for this step (``optim.schedule``); returns the factor on the configured rates."""
+        factor = lr_factor(self.optim_cfg, self.state.step, self.cfg.max_steps)
+        for name, opt in self.optimisers.items():
+            for pg, base in zip(opt.param_groups, self.base_lrs[name], strict=True):
+                pg["lr"] = base * factor
+        return factor
 
     def _update_average(self) -> None:
         """Fold the trained weights into their moving average (``trainer.ema``); the first call copies them.
@@ -431,6 +442,8 @@ class Trainer:
             self.method.train()
         batch = to_device(batch, self.device)
         logs: dict[str, torch.Tensor] = {}
+        if self.optim_cfg.schedule != "constant":
+            logs["lr_factor"] = torch.tensor(self._set_learning_rates())
         for group in self.method.schedule(self.state.step):
             opt = self.optimisers[group]
             opt.zero_grad(set_to_none=True)
