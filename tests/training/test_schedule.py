@@ -53,6 +53,12 @@ def test_a_decay_waits_for_its_start_and_ends_at_zero(schedule):
     assert factors[20:] == [0.0] * 10  # past max_steps (a resumed run given more steps) it stays at 0
 
 
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_a_decay_without_room_is_refused_by_the_function_too(schedule):
+    with pytest.raises(ValueError, match="trainer.max_steps"):
+        lr_factor(OptimConfig(schedule=schedule, decay_start=10), 3, 10)
+
+
 def test_constant_is_one_everywhere():
     assert {lr_factor(OptimConfig(), s, 10) for s in (0, 5, 10, 1000)} == {1.0}
 
