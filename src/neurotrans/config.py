@@ -323,7 +323,8 @@ class TrainerConfig:
         init: a checkpoint (``RUN/checkpoints/best.pt``) whose model weights start this run
             instead of a random initialisation: fine-tuning a model trained on another cohort
             (e.g. a simulated one) on a small one. It must be a run of the same method and
-            network settings on the same inputs, target and normalisation; ``None`` = random.
+            network settings on the same inputs, target, normalisation and covariates (whose
+            standardisation, DUAL-GLOW's side information, it keeps); ``None`` = random.
             Only a fresh run reads it: ``--resume`` goes on from ``last.pt``.
     """
 

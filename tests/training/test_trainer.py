@@ -281,3 +281,40 @@ def test_a_killed_fine_tuning_run_resumes_without_its_init_checkpoint(tiny_cohor
     assert _same(_weights(full), _weights(resumed))
     assert RunFolder(resumed).read_info().init == provenance
     assert _checkpoint(resumed)["info"]["init"] == provenance
+
+
+def _dualglow(manifest: Path, covariates: list[str], steps: int = 2, **trainer: object) -> dict:
+    model = {"method": "dualglow", "levels": 2, "steps": 1, "hidden": 4, "relation_hidden": 4, "relation_layers": 2,
+             "relation_kernel": 3, "side_kinds": ["continuous"] * len(covariates)}
+    return {"model": model,
+            "data": {"manifest": str(manifest), "voxel_size": None, "normalisation": {"FDG": "none"},
+                     "spatial_dims": 3, "patch_size": None, "batch_size": 2, "covariates": covariates},
+            "optim": {"name": "adamax", "lr": 1e-3},
+            "split": {"kind": "fixed", "test_fraction": 0.34, "val_fraction": 0.17, "stratify": None},
+            "trainer": {"max_steps": steps, "val_every": 2, "checkpoint_every": 2, "progress": False, **trainer}}
+
+
+def _side(run: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    state = _weights(run)
+    return state["side_mean"], state["side_std"]
+
+
+def test_a_fine_tuned_model_keeps_the_standardisation_its_weights_learnt_the_side_information_on(tiny_cohort, tmp_path):
+    """DUAL-GLOW with age: the source (trained on other subjects, so other age statistics) sets the scale."""
+    source = train_from_config(_dualglow(tiny_cohort, ["age"]), ["split.test_fraction=0"], out=tmp_path / "source")
+    best = source / "checkpoints" / "best.pt"
+    tuned = train_from_config(_dualglow(tiny_cohort, ["age"], init=str(best)), out=tmp_path / "tuned")
+    fresh = train_from_config(_dualglow(tiny_cohort, ["age"]), out=tmp_path / "fresh")
+    assert not torch.equal(_side(source)[0], _side(fresh)[0])  # the two splits' training ages differ
+    assert all(torch.equal(a, b) for a, b in zip(_side(tuned), _side(source), strict=True))
+
+
+def test_a_checkpoint_trained_on_other_side_information_is_refused(tiny_cohort, tmp_path):
+    table = (tiny_cohort.parent / "manifest.tsv").read_text().splitlines()
+    years = [str(12 + i) for i in range(len(table) - 1)]
+    other = tiny_cohort.parent / "manifest_education.tsv"  # next to the images its paths name
+    other.write_text("\n".join([table[0] + "\teducation"] + [f"{r}\t{y}" for r, y in zip(table[1:], years, strict=True)])
+                     + "\n")
+    best = train_from_config(_dualglow(other, ["education"]), out=tmp_path / "source") / "checkpoints" / "best.pt"
+    with pytest.raises(InputError, match=r"covariates \['education'\], this run has \['age'\]"):
+        train_from_config(_dualglow(other, ["age"], init=str(best)), out=tmp_path / "run")

@@ -177,9 +177,11 @@ def init_from_checkpoint(method: Any, cfg: Config, path: str | Path) -> dict[str
     """Load the model weights of the checkpoint ``path`` into ``method`` (``trainer.init``): fine-tuning.
 
     The checkpoint must be a run of the same method on the same inputs (in channel order),
-    target, dimensionality and normalisation, so that its weights mean here what they meant
-    there; its network must have this run's settings (the weights load strictly). What it
-    holds as ``method_state`` is what it predicts with (the average, when it kept one).
+    target, dimensionality, normalisation and side information (``data.covariates``), so
+    that its weights mean here what they meant there; its network must have this run's
+    settings (the weights load strictly). What it holds as ``method_state`` is what it
+    predicts with (the average, when it kept one), with the standardisation of its side
+    information, which the new run keeps rather than refits on its own subjects.
 
     Returns:
         ``{"checkpoint": absolute path, "sha256": its hash}`` for the run info.
@@ -205,6 +207,7 @@ def init_from_checkpoint(method: Any, cfg: Config, path: str | Path) -> dict[str
             ("inputs", list(data.inputs), list(source.inputs)),
             ("target", data.target, source.target),
             ("spatial_dims", data.spatial_dims, source.spatial_dims),
+            ("covariates", list(data.covariates), list(theirs.get("covariates", []))),
             ("normalisation", norm([*data.inputs, data.target], data.normalisation),
              norm([*source.inputs, source.target], theirs.get("normalisation", {})))):
         if mine != other:
@@ -295,9 +298,10 @@ def _train(cfg: Config, run: RunFolder, dist: Any, *, resume: bool, overwrite: b
         data = prepare_training(prep, manifest, method.size_multiple,  # type: ignore[attr-defined]
                                 share=(dist.rank, dist.world))
         fit_covariates = getattr(method, "fit_covariates", None)
-        if fit_covariates is not None and cfg.data.covariates:
+        if fit_covariates is not None and cfg.data.covariates and init is None:
             # side information standardised with training statistics, kept in the method's state
-            # (so in every checkpoint; a resumed run loads the same values back)
+            # (so in every checkpoint; a resumed run loads the same values back). A fine-tuned run
+            # keeps its init checkpoint's: the weights learnt the side information on that scale
             import torch
 
             from neurotrans.data.datasets import covariate_vector
