@@ -279,6 +279,13 @@ class OptimConfig:
             _require(isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0,
                      f"optim.group_lr.{group} must be a positive number, got {lr!r}")
 
+    def check_horizon(self, max_steps: int) -> None:
+        """A ``linear`` or ``cosine`` decay needs ``trainer.max_steps`` above ``decay_start`` (it ends there)."""
+        if self.schedule in ("linear", "cosine"):
+            _require(max_steps > self.decay_start,
+                     f"optim.schedule={self.schedule} decays to 0 at trainer.max_steps, which must be set and above "
+                     f"optim.decay_start ({self.decay_start}); got trainer.max_steps={max_steps}")
+
 
 @dataclass(frozen=True)
 class TrainerConfig:
@@ -400,10 +407,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def __post_init__(self) -> None:
-        if self.optim.schedule in ("linear", "cosine"):
-            _require(self.trainer.max_steps > self.optim.decay_start,
-                     f"optim.schedule={self.optim.schedule} decays to 0 at trainer.max_steps, which must be set and "
-                     f"above optim.decay_start ({self.optim.decay_start}); got trainer.max_steps={self.trainer.max_steps}")
+        self.optim.check_horizon(self.trainer.max_steps)
         check = getattr(self.model, "check_data", None)
         if check is not None:
             check(self.data)

@@ -8,12 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 from killed_run import train_killed_at
+from run_configs import tiny_config
+from torch.utils.data import TensorDataset
 
-from neurotrans.config import OptimConfig, config_from_dict
+from neurotrans.config import OptimConfig, TrainerConfig, config_from_dict
 from neurotrans.errors import InputError
 from neurotrans.training.checkpoint import load_checkpoint
 from neurotrans.training.run import train_from_config
 from neurotrans.training.schedule import lr_factor
+from neurotrans.training.trainer import Trainer
 
 
 def _torch_factors(make, steps: int) -> list[float]:
@@ -53,10 +56,11 @@ def test_a_decay_waits_for_its_start_and_ends_at_zero(schedule):
     assert factors[20:] == [0.0] * 10  # past max_steps (a resumed run given more steps) it stays at 0
 
 
-@pytest.mark.parametrize("schedule", ["linear", "cosine"])
-def test_a_decay_without_room_is_refused_by_the_function_too(schedule):
-    with pytest.raises(ValueError, match="trainer.max_steps"):
-        lr_factor(OptimConfig(schedule=schedule, decay_start=10), 3, 10)
+def test_a_trainer_built_without_a_config_refuses_a_decay_without_room(tmp_path):
+    for schedule in ("linear", "cosine"):
+        with pytest.raises(ValueError, match="trainer.max_steps"):
+            Trainer(None, [TensorDataset(torch.zeros(1))], [], trainer=TrainerConfig(out=str(tmp_path), max_steps=10),
+                    optim=OptimConfig(schedule=schedule, decay_start=10), out=tmp_path, batch_size=1)
 
 
 def test_constant_is_one_everywhere():
@@ -79,15 +83,8 @@ def test_bad_schedules_are_refused_with_the_key_to_fix(optim, trainer, says):
 
 
 def _config(manifest: Path, steps: int, method: str = "pix2pix", **optim: object) -> dict:
-    model = {"method": method, "generator": "unet_pix2pix", "generator_args": {"base": 4, "depth": 2}}
-    if method == "pix2pix":
-        model["discriminator_args"] = {"base": 4, "n_layers": 1}
-    return {"model": model,
-            "data": {"manifest": str(manifest), "voxel_size": None, "normalisation": {"FDG": "zscore"},
-                     "batch_size": 4},
-            "split": {"kind": "fixed", "test_fraction": 0.34, "val_fraction": 0.17},
-            "optim": {"lr": 1e-3, "group_lr": {"D": 4e-4} if method == "pix2pix" else {}, **optim},
-            "trainer": {"max_steps": steps, "val_every": 4, "checkpoint_every": 3, "progress": False, "log_every": 1}}
+    return {**tiny_config(manifest, method, steps),
+            "optim": {"lr": 1e-3, "group_lr": {"D": 4e-4} if method == "pix2pix" else {}, **optim}}
 
 
 def _train_log(run: Path) -> list[dict]:

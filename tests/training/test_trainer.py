@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from killed_run import train_killed_at
+from run_configs import tiny_config as _config
 
 from neurotrans.errors import InputError
 from neurotrans.inference.predict import load_trained
@@ -21,18 +22,6 @@ from neurotrans.io.run import RunFolder
 from neurotrans.training.checkpoint import file_sha256, load_checkpoint
 from neurotrans.training.run import train_from_config
 from neurotrans.training.trainer import Trainer, epoch_batches
-
-
-def _config(manifest: Path, method: str = "pix2pix", steps: int = 8, norm: str = "batch", **trainer: object) -> dict:
-    model = {"method": method, "generator": "unet_pix2pix", "generator_args": {"base": 4, "depth": 2, "norm": norm}}
-    if method == "pix2pix":
-        model["discriminator_args"] = {"base": 4, "n_layers": 1}
-    return {"model": model,
-            "data": {"manifest": str(manifest), "voxel_size": None, "normalisation": {"FDG": "zscore"},
-                     "batch_size": 4},
-            "split": {"kind": "fixed", "test_fraction": 0.34, "val_fraction": 0.17},
-            "trainer": {"max_steps": steps, "val_every": 4, "checkpoint_every": 3, "progress": False,
-                        "log_every": 1, **trainer}}
 
 
 def _checkpoint(run: Path, name: str = "last") -> dict:

@@ -18,16 +18,13 @@ def lr_factor(cfg: OptimConfig, step: int, max_steps: int) -> float:
     Args:
         cfg: the optimiser settings (``schedule``, ``decay_start``, ``step_size``, ``gamma``).
         step: optimisation steps already taken.
-        max_steps: ``trainer.max_steps``, where ``linear`` and ``cosine`` reach 0 (the config
-            checks that it lies above ``decay_start``).
+        max_steps: ``trainer.max_steps``, where ``linear`` and ``cosine`` reach 0; above
+            ``decay_start`` (:meth:`OptimConfig.check_horizon`, which the Config and the Trainer call).
     """
     if cfg.schedule == "constant":
         return 1.0
     if cfg.schedule == "step":
         return cfg.gamma ** (step // cfg.step_size)
-    if max_steps <= cfg.decay_start:  # the config refuses this; a Trainer built by hand may not
-        raise ValueError(f"optim.schedule={cfg.schedule} decays to 0 at trainer.max_steps, which must lie above "
-                         f"optim.decay_start ({cfg.decay_start}); got {max_steps}")
     done = min(max(step - cfg.decay_start, 0) / (max_steps - cfg.decay_start), 1.0)
     if cfg.schedule == "linear":
         return 1.0 - done

@@ -224,6 +224,7 @@ class Trainer:
         self.cfg = trainer
         # the config's promise holds for every Trainer, not only for runs started by train_from_config
         set_deterministic(trainer.deterministic)
+        optim.check_horizon(trainer.max_steps)  # a Trainer built without a Config is checked too
         self.optim_cfg = optim
         self.out = Path(out)
         self.batch_size = int(batch_size)
