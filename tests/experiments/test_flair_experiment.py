@@ -232,3 +232,92 @@ def test_main_scores_the_ensemble_after_both_deep_recipes(tmp_path, rng, monkeyp
     assert "| p1 | ensemble |" in (tmp_path / "out" / "table.md").read_text()
     assert R.main(argv) == 0 and len(calls) == 3  # everything done is reused
     assert R.main([*argv, "--deep", "unet_realdata"]) == 0 and len(calls) == 3  # one recipe: no ensemble row
+
+
+def _replicate_runs(tmp_path, rng, n_runs=3):
+    """``n_runs`` fake --out folders on the three-patient manifest: the same forest, one deep recipe per
+    run with its own noise, predictions saved for patient p1; returns (outs, images, the predictions)."""
+    from neurotrans.io.manifest import read_manifest
+    from neurotrans.io.nifti import save_volume
+
+    brain = _three_patients(tmp_path, rng)
+    images = R.load_images(read_manifest(tmp_path / "manifest.tsv"), "t2w")
+    real = images[1][0]
+    forest = np.where(brain, real + rng.normal(0, 25, real.shape), 0.0).astype(np.float32)
+    outs, preds = [], []
+    for i in range(n_runs):
+        out = tmp_path / f"run{i}"
+        (out / "cropped").mkdir(parents=True)
+        man = pd.read_csv(tmp_path / "manifest.tsv", sep="\t")
+        for column in ("T1w", "T2w"):
+            man[column] = [str(tmp_path / f) for f in man[column]]
+        man.to_csv(out / "cropped" / "manifest.tsv", sep="\t", index=False)
+        # run 0 is close to the truth, the others noisier than the forest
+        pred = np.where(brain, real + rng.normal(0, 5 if i == 0 else 60, real.shape), 0.0).astype(np.float32)
+        save_volume(out / "runs" / "t2w" / "unet_realdata" / "fold1" / "prediction.nii.gz", pred, np.eye(4))
+        rows = [{"task": "t2w", "model": m, "fold": 1, "subject": "p1", **R.score_prediction(p, images, 1)}
+                for m, p in (("random_forest", forest), ("unet_realdata", pred))]
+        pd.DataFrame(rows).to_csv(out / "results.tsv", sep="\t", index=False)
+        outs.append(out)
+        preds.append(pred)
+    return outs, images, preds, forest
+
+
+def test_replicates_count_the_runs_that_beat_the_forest_and_score_their_mean(tmp_path, rng):
+    outs, images, preds, forest = _replicate_runs(tmp_path, rng)
+    summary = R.replicates(outs)
+    assert len(summary) == 1
+    row = summary.iloc[0]
+    own = [R.score_prediction(p, images, 1) for p in preds]
+    rf = R.score_prediction(forest, images, 1)
+    assert (row.subject, row.model, row.runs) == ("p1", "unet_realdata", 3)
+    assert row.runs_better == sum(s["psnr"] > rf["psnr"] and s["ssim"] > rf["ssim"] and s["mae"] < rf["mae"]
+                                  for s in own) == 1
+    assert row.rf_psnr == pytest.approx(rf["psnr"], abs=1e-6)
+    assert row.psnr_mean == pytest.approx(np.mean([s["psnr"] for s in own]), abs=1e-6)
+    assert row.mae_sd == pytest.approx(np.std([s["mae"] for s in own], ddof=1), abs=1e-6)
+    ens = R.score_prediction(np.mean(preds, axis=0, dtype=np.float64), images, 1)
+    assert (row.ens_psnr, row.ens_ssim, row.ens_mae) == pytest.approx((ens["psnr"], ens["ssim"], ens["mae"]))
+    line = [ln for ln in R.replicate_table(summary).splitlines() if ln.startswith("| p1 |")][0]
+    assert "| 1 of 3 |" in line and f"{ens['psnr']:.2f} / {ens['ssim']:.3f} / {ens['mae']:.3f}" in line
+    assert row.better_runs == "0"
+    assert "unet_realdata: 1 of 3 runs beat the forest on all three scores for each of the 1 left-out patients (runs 0," \
+        in R.replicate_table(summary)
+    # a second patient where only run 2 wins: no run wins everywhere
+    other = summary.assign(subject="p2", better_runs="2")
+    text = R.replicate_table(pd.concat([summary, other], ignore_index=True))
+    assert "unet_realdata: 0 of 3 runs beat the forest on all three scores for each of the 2 left-out patients." in text
+
+
+def test_replicates_refuse_runs_of_different_experiments(tmp_path, rng):
+    from neurotrans.io.nifti import save_volume
+
+    outs, *_ = _replicate_runs(tmp_path, rng, n_runs=2)
+    with pytest.raises(ValueError, match="at least two runs"):
+        R.replicates(outs[:1])
+    with pytest.raises(FileNotFoundError, match="elsewhere: no results.tsv"):
+        R.replicates([*outs, tmp_path / "elsewhere"])
+    (tmp_path / "bare").mkdir()
+    (outs[0] / "results.tsv").rename(tmp_path / "bare" / "results.tsv")
+    with pytest.raises(FileNotFoundError, match="bare: no manifest.tsv"):
+        R.replicates([tmp_path / "bare", *outs[1:]])
+    (tmp_path / "bare" / "results.tsv").rename(outs[0] / "results.tsv")
+    # a prediction on another grid (one run cropped, the other not) is named
+    save_volume(outs[1] / "runs" / "t2w" / "unet_realdata" / "fold1" / "prediction.nii.gz",
+                np.zeros((14, 12, 12), np.float32), np.eye(4), overwrite=True)
+    with pytest.raises(ValueError, match=r"run1.*prediction.nii.gz: shape \(14, 12, 12\).*--crop"):
+        R.replicates(outs)
+    # a forest that differs: not the same data
+    results = pd.read_csv(outs[1] / "results.tsv", sep="\t")
+    results.loc[results.model == "random_forest", "psnr"] += 1.0
+    results.to_csv(outs[1] / "results.tsv", sep="\t", index=False)
+    with pytest.raises(ValueError, match="forest's PSNR for p1 differs"):
+        R.replicates(outs)
+
+
+def test_main_writes_the_replicate_summary(tmp_path, rng, capsys):
+    outs, *_ = _replicate_runs(tmp_path, rng, n_runs=2)
+    assert R.main(["--out", str(tmp_path / "summary"), "--replicates", *map(str, outs)]) == 0
+    saved = pd.read_csv(tmp_path / "summary" / "replicates.tsv", sep="\t")
+    assert list(saved.runs) == [2] and "| p1 | unet_realdata |" in (tmp_path / "summary" / "replicates.md").read_text()
+    assert "2 runs against the forest" in capsys.readouterr().out

@@ -7,8 +7,9 @@ grids) and the two deep recipes (``fcn_realdata_<target>``, a local 3D FCN, and
 ``unet_realdata_<target>``, the thesis's U-Net) are trained on the other two and predict
 the left-out patient with the library's ``predict_subject``; so does their ``ensemble``,
 the mean of the two predictions (what ``neurotrans predict`` writes given both
-checkpoints), which averages the two networks' different failures (the figures over two
-seeds are in ``configs/fcn_realdata_flair.yaml``). Scores inside the
+checkpoints), which averages the two networks' different failures (the figures over
+several seeds are in ``configs/fcn_realdata_flair.yaml``; ``--replicates`` summarises runs with other
+seeds, :func:`replicates`). Scores inside the
 brain (the non-zero voxels of the T1w, the scans being brain-extracted), after scaling
 each image to [0, 1] by its own 99.5th brain percentile (clipped): PSNR (peak 1), SSIM
 (data range 1) and MAE, and Pearson's r, which no intensity scaling changes. Each image is
@@ -197,6 +198,103 @@ def rescore(results: pd.DataFrame, manifest: Path, out: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def run_manifest(out: Path) -> Path:
+    """The manifest an experiment folder's runs were trained and scored on: the cropped one if it made one."""
+    for path in (Path(out) / "cropped" / "manifest.tsv", Path(out) / "manifest.tsv"):
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{out}: no manifest.tsv (nor cropped/manifest.tsv); is it an output folder of this "
+                            "experiment? Pass the --out folders of finished runs")
+
+
+def replicates(outs: Sequence[Path]) -> pd.DataFrame:
+    """The same experiment run several times (``outs``: their --out folders, e.g. one per ``trainer.seed``),
+    summarised per task, left-out patient and deep recipe against the forest.
+
+    With three patients one run cannot tell a recipe from a lucky seed: seeds move a network
+    by more than its margin over the forest. Each row gives the runs' scores (mean and SD),
+    how many runs beat the forest on PSNR, SSIM and MAE together (``better_runs``: which, numbered
+    from 0 in the order of ``outs``), and the scores of the mean
+    of the runs' saved predictions (a seed ensemble). The forest is the first run's (it is
+    deterministic: every run's must agree).
+    """
+    from neurotrans.io.manifest import read_manifest
+    from neurotrans.io.nifti import load_volume
+
+    if len(outs) < 2:
+        raise ValueError("--replicates needs the --out folders of at least two runs of the experiment")
+    for out in outs:
+        if not (Path(out) / "results.tsv").is_file():
+            raise FileNotFoundError(f"{out}: no results.tsv; pass the --out folders of runs of this experiment")
+    runs = [pd.read_csv(Path(o) / "results.tsv", sep="\t").assign(run=i) for i, o in enumerate(outs)]
+    res = pd.concat(runs, ignore_index=True)
+    man = read_manifest(run_manifest(outs[0]))
+    images: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    rows = []
+    for (task_key, subject), g in res.groupby(["task", "subject"], sort=False):
+        task = str(task_key)
+        forest = g[g.model == "random_forest"]
+        if forest.empty:
+            continue
+        a = forest.iloc[0]
+        if not np.allclose(forest.psnr, a.psnr, rtol=0, atol=1e-3):
+            raise ValueError(f"the forest's PSNR for {subject} differs between the runs ({sorted(forest.psnr)}): "
+                             "they are not runs of one experiment on the same data")
+        for model, m in g[g.model != "random_forest"].groupby("model", sort=False):
+            better = (m.psnr > a.psnr) & (m.ssim > a.ssim) & (m.mae < a.mae)
+            rec: dict[str, Any] = {"task": task, "subject": subject, "model": model, "runs": len(m),
+                                   "runs_better": int(better.sum()),
+                                   "better_runs": ",".join(str(int(i)) for i in m.run[better]),
+                                   **{f"rf_{k}": float(a[k]) for k in ("psnr", "ssim", "mae")}}
+            for k in ("psnr", "ssim", "mae"):
+                rec[f"{k}_mean"], rec[f"{k}_sd"] = float(m[k].mean()), float(m[k].std(ddof=1)) if len(m) > 1 else 0.0
+            saved = [Path(outs[int(r.run)]) / "runs" / task / str(model) / f"fold{int(r.fold)}" / "prediction.nii.gz"
+                     for r in m.itertuples()]
+            if len(saved) > 1 and all(p.is_file() for p in saved):
+                if task not in images:
+                    images[task] = load_images(man, task)
+                row = man.subjects.index(str(subject))
+                preds = [load_volume(p).data for p in saved]
+                for p, pred in zip(saved, preds, strict=True):
+                    if pred.shape != images[task][row][0].shape:
+                        raise ValueError(f"{p}: shape {pred.shape}, but {subject}'s {TASKS[task][1]} in "
+                                         f"{run_manifest(outs[0])} is {images[task][row][0].shape}; the runs "
+                                         "must all be cropped (--crop) or all not")
+                mean = score_prediction(np.mean(preds, axis=0, dtype=np.float64), images[task], row)
+                rec.update({f"ens_{k}": mean[k] for k in ("psnr", "ssim", "mae")})
+            rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def replicate_table(summary: pd.DataFrame) -> str:
+    """Markdown of :func:`replicates`: per task, the forest, the runs' mean +- SD, wins, and the seed ensemble."""
+    lines = []
+    for task, g in summary.groupby("task", sort=False):
+        inputs, target = TASKS[str(task)]
+        lines += [f"### {' + '.join(inputs)} -> {target}: {int(g.runs.max())} runs against the forest "
+                  "(PSNR / SSIM / MAE)", "",
+                  "| left out | deep recipe | forest | runs: mean | runs: SD | runs better on all three "
+                  "| mean of the runs' predictions | it is better on |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in g.itertuples():
+            ens, wins = "not saved", ""
+            if "ens_psnr" in g and not np.isnan(r.ens_psnr):
+                ens = f"{r.ens_psnr:.2f} / {r.ens_ssim:.3f} / {r.ens_mae:.3f}"
+                wins = ", ".join(k for k, w in (("PSNR", r.ens_psnr > r.rf_psnr), ("SSIM", r.ens_ssim > r.rf_ssim),
+                                                ("MAE", r.ens_mae < r.rf_mae)) if w) or "none"
+            lines.append(f"| {r.subject} | {r.model} | {r.rf_psnr:.2f} / {r.rf_ssim:.3f} / {r.rf_mae:.3f} | "
+                         f"{r.psnr_mean:.2f} / {r.ssim_mean:.3f} / {r.mae_mean:.3f} | "
+                         f"{r.psnr_sd:.2f} / {r.ssim_sd:.3f} / {r.mae_sd:.3f} | {r.runs_better} of {r.runs} | "
+                         f"{ens} | {wins} |")
+        for model, m in g.groupby("model", sort=False):
+            sets = [set(str(b).split(",")) - {"", "nan"} for b in m.better_runs]
+            everywhere = set.intersection(*sets)
+            lines += ["", f"{model}: {len(everywhere)} of {int(m.runs.max())} runs beat the forest on all three scores "
+                          f"for each of the {len(m)} left-out patients" + (f" (runs {', '.join(sorted(everywhere))}, "
+                                                                    "numbered as given)" if everywhere else "") + "."]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def table(results: pd.DataFrame, prefix: str = "") -> str:
     """Markdown: per task, left-out patient and deep recipe, its scores beside the forest's and where it wins.
 
@@ -237,6 +335,7 @@ def tables(results: pd.DataFrame) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from neurotrans.experiments.realdata import realdata_manifest
+    from neurotrans.io.atomic import write_text_atomic
     from neurotrans.io.manifest import read_manifest
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -252,8 +351,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tables", action="store_true", help="only print the tables of results.tsv")
     p.add_argument("--rescore", action="store_true",
                    help="score the saved predictions of results.tsv again (new score columns), then print the tables")
+    p.add_argument("--replicates", type=Path, nargs="+", metavar="RUN",
+                   help="summarise these --out folders (the experiment run again, e.g. with --set trainer.seed=K) "
+                        "into OUT/replicates.{tsv,md} and print it")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.replicates:
+        summary = replicates(args.replicates)
+        text = replicate_table(summary)
+        write_text_atomic(args.out / "replicates.tsv", summary.to_csv(sep="\t", index=False, float_format="%.6g"))
+        write_text_atomic(args.out / "replicates.md", text + "\n")
+        print(text)
+        return 0
     path = args.out / "results.tsv"
     if args.tables:
         print(tables(pd.read_csv(path, sep="\t")))
