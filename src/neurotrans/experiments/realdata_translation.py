@@ -91,6 +91,18 @@ def score_prediction(pred: np.ndarray, images: Sequence[tuple[np.ndarray, np.nda
     return {**scores(pred, real, brain), **{f"hm_{k}": v for k, v in scores(matched, real, brain).items()}}
 
 
+SCORES = {"psnr": "PSNR", "ssim": "SSIM", "mae": "MAE", "r": "r"}  # MAE is the one where lower is better
+
+
+def better_on(b: Any, a: Any, keys: Sequence[str] = ("psnr", "ssim", "mae")) -> list[str]:
+    """The names of the scores among ``keys`` on which ``b`` beats ``a`` (mappings of scores; a score
+    missing from either, as r from the results.tsv of older runs, counts as no win)."""
+    def beats(k: str) -> bool:
+        x, y = b.get(k, np.nan), a.get(k, np.nan)
+        return bool(x < y if k == "mae" else x > y)  # False where either is NaN
+    return [SCORES[k] for k in keys if beats(k)]
+
+
 def cropped_manifest(manifest: Path, out: Path, margin: int = 4) -> Path:
     """Every image of ``manifest`` cropped to its subject's brain box (non-zero T1w + ``margin``).
 
@@ -228,7 +240,8 @@ def replicates(outs: Sequence[Path]) -> pd.DataFrame:
             raise FileNotFoundError(f"{out}: no results.tsv; pass the --out folders of runs of this experiment")
     runs = [pd.read_csv(Path(o) / "results.tsv", sep="\t").assign(run=i) for i, o in enumerate(outs)]
     res = pd.concat(runs, ignore_index=True)
-    man = read_manifest(run_manifest(outs[0]))
+    manifest = run_manifest(outs[0])
+    man = read_manifest(manifest)
     images: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     rows = []
     for (task_key, subject), g in res.groupby(["task", "subject"], sort=False):
@@ -241,13 +254,13 @@ def replicates(outs: Sequence[Path]) -> pd.DataFrame:
             raise ValueError(f"the forest's PSNR for {subject} differs between the runs ({sorted(forest.psnr)}): "
                              "they are not runs of one experiment on the same data")
         for model, m in g[g.model != "random_forest"].groupby("model", sort=False):
-            better = (m.psnr > a.psnr) & (m.ssim > a.ssim) & (m.mae < a.mae)
+            better = pd.Series([len(better_on(b, a)) == 3 for _, b in m.iterrows()], index=m.index, dtype=bool)
             rec: dict[str, Any] = {"task": task, "subject": subject, "model": model, "runs": len(m),
                                    "runs_better": int(better.sum()),
                                    "better_runs": ",".join(str(int(i)) for i in m.run[better]),
                                    **{f"rf_{k}": float(a[k]) for k in ("psnr", "ssim", "mae")}}
             for k in ("psnr", "ssim", "mae"):
-                rec[f"{k}_mean"], rec[f"{k}_sd"] = float(m[k].mean()), float(m[k].std(ddof=1)) if len(m) > 1 else 0.0
+                rec[f"{k}_mean"], rec[f"{k}_sd"] = float(m[k].mean()), float(m[k].std())  # SD NaN for one run
             saved = [Path(outs[int(r.run)]) / "runs" / task / str(model) / f"fold{int(r.fold)}" / "prediction.nii.gz"
                      for r in m.itertuples()]
             if len(saved) > 1 and all(p.is_file() for p in saved):
@@ -258,7 +271,7 @@ def replicates(outs: Sequence[Path]) -> pd.DataFrame:
                 for p, pred in zip(saved, preds, strict=True):
                     if pred.shape != images[task][row][0].shape:
                         raise ValueError(f"{p}: shape {pred.shape}, but {subject}'s {TASKS[task][1]} in "
-                                         f"{run_manifest(outs[0])} is {images[task][row][0].shape}; the runs "
+                                         f"{manifest} is {images[task][row][0].shape}; the runs "
                                          "must all be cropped (--crop) or all not")
                 mean = score_prediction(np.mean(preds, axis=0, dtype=np.float64), images[task], row)
                 rec.update({f"ens_{k}": mean[k] for k in ("psnr", "ssim", "mae")})
@@ -279,8 +292,8 @@ def replicate_table(summary: pd.DataFrame) -> str:
             ens, wins = "not saved", ""
             if "ens_psnr" in g and not np.isnan(r.ens_psnr):
                 ens = f"{r.ens_psnr:.2f} / {r.ens_ssim:.3f} / {r.ens_mae:.3f}"
-                wins = ", ".join(k for k, w in (("PSNR", r.ens_psnr > r.rf_psnr), ("SSIM", r.ens_ssim > r.rf_ssim),
-                                                ("MAE", r.ens_mae < r.rf_mae)) if w) or "none"
+                mean, forest = ({k: getattr(r, f"{pre}_{k}") for k in ("psnr", "ssim", "mae")} for pre in ("ens", "rf"))
+                wins = ", ".join(better_on(mean, forest)) or "none"
             lines.append(f"| {r.subject} | {r.model} | {r.rf_psnr:.2f} / {r.rf_ssim:.3f} / {r.rf_mae:.3f} | "
                          f"{r.psnr_mean:.2f} / {r.ssim_mean:.3f} / {r.mae_mean:.3f} | "
                          f"{r.psnr_sd:.2f} / {r.ssim_sd:.3f} / {r.mae_sd:.3f} | {r.runs_better} of {r.runs} | "
@@ -304,9 +317,8 @@ def table(results: pd.DataFrame, prefix: str = "") -> str:
     if prefix:
         if f"{prefix}psnr" not in results:
             return ""
-        names = ("psnr", "ssim", "mae", "r")
-        results = results.drop(columns=[k for k in names if k in results]).rename(
-            columns={f"{prefix}{k}": k for k in names})
+        results = results.drop(columns=[k for k in SCORES if k in results]).rename(
+            columns={f"{prefix}{k}": k for k in SCORES})
     how = ", histogram-matched to the training patients" if prefix else ""
     for task, g in results.groupby("task", sort=False):
         inputs, target = TASKS[str(task)]
@@ -320,8 +332,7 @@ def table(results: pd.DataFrame, prefix: str = "") -> str:
             a = rf.iloc[0]
             for _, b in s[s.model != "random_forest"].iterrows():
                 r_a, r_b = a.get("r", np.nan), b.get("r", np.nan)  # results.tsv of older runs have no r
-                wins = [m for m, better in (("PSNR", b.psnr > a.psnr), ("SSIM", b.ssim > a.ssim),
-                                            ("MAE", b.mae < a.mae), ("r", r_b > r_a)) if better]
+                wins = better_on(b, a, tuple(SCORES))
                 lines.append(f"| {subject} | {b.model} | {a.psnr:.2f} | {a.ssim:.4f} | {a.mae:.4f} | {r_a:.4f} | "
                              f"{b.psnr:.2f} | {b.ssim:.4f} | {b.mae:.4f} | {r_b:.4f} | {', '.join(wins) or 'none'} |")
         lines.append("")
